@@ -1,0 +1,91 @@
+"""Evaluate trained models on the FER2013 test split.
+
+`python evaluate.py` evaluates the newest model under runs/ (or the shipped
+pretrained model); several --model-path values give one comparison table.
+"""
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import cli
+
+
+def main(argv=None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
+    cli.select_backend(argv)
+
+    from fer_keras import data, evaluation, loading
+    from fer_keras.runinfo import environment_info
+
+    parser = argparse.ArgumentParser(description=__doc__)
+    cli.add_backend_argument(parser)
+    parser.add_argument("--model-path", nargs="+",
+                        help=".keras file(s) (default: newest runs/**/model.keras)")
+    parser.add_argument("--data-dir", help="FER2013 folder or fer2013.csv "
+                        "(default: $FER2013_DIR, else download with kagglehub)")
+    parser.add_argument("--split", default="test", help="split to evaluate (default: test)")
+    parser.add_argument("--output-dir", help="where to write metrics and plots "
+                        "(default: an eval/ folder beside each model)")
+    parser.add_argument("--runs-dir", default="runs", help="where to look for the newest model")
+    parser.add_argument("--tta", action="store_true",
+                        help="average the predictions of each image and its mirror image")
+    parser.add_argument("--batch-size", type=int, default=256)
+    parser.add_argument("--gradcam", type=int, metavar="N", default=0,
+                        help="also draw a Grad-CAM grid of N test images per class")
+    args = parser.parse_args(argv)
+
+    paths = [Path(p) for p in args.model_path] if args.model_path else [
+        loading.find_latest_model(args.runs_dir)
+    ]
+    models = [loading.load_model(p) for p in paths]
+    data_dir = data.locate_data(args.data_dir)
+    images, labels = data.load_split(data_dir, args.split)
+    print(f"Evaluating on {len(labels)} {args.split} images from {data_dir}")
+
+    results = {}
+    for path, model in zip(paths, models):
+        if args.output_dir is None:
+            out = path.parent / "eval"
+        elif len(paths) == 1:
+            out = Path(args.output_dir)
+        else:
+            out = Path(args.output_dir) / (path.parent.name or path.stem)
+        metrics = evaluation.evaluate(
+            model, images, labels, output_dir=out, tta=args.tta,
+            batch_size=args.batch_size,
+            extra={
+                "model_path": str(path),
+                "split": args.split,
+                "data_dir": str(data_dir),
+                "data_counts": data.class_counts(labels),
+                "command": ["evaluate.py", *argv],
+                **environment_info(),
+            },
+        )
+        results[str(path)] = metrics
+        print(f"\n{path}")
+        print(evaluation.format_report(metrics))
+        if args.gradcam:
+            from fer_keras import gradcam
+
+            grid = gradcam.gradcam_grid(path, images, labels, per_class=args.gradcam,
+                                        output_path=out / "gradcam.png", seed=0)
+            print(f"Grad-CAM grid: {grid}")
+        print(f"Wrote {out / 'metrics.json'}, {out / 'confusion_matrix.png'}, "
+              f"{out / 'per_class.png'}")
+
+    if len(results) > 1:
+        table = evaluation.comparison_table(results)
+        print("\n" + table)
+        if args.output_dir:
+            out = Path(args.output_dir)
+            (out / "comparison.txt").write_text(table + "\n")
+            (out / "comparison.json").write_text(json.dumps(
+                {p: {k: m[k] for k in ("accuracy", "macro_f1", "per_class")}
+                 for p, m in results.items()}, indent=2))
+
+
+if __name__ == "__main__":
+    cli.run(main)

@@ -1,0 +1,118 @@
+"""Metrics of a trained model: accuracy, per-class scores, confusion matrix."""
+
+import json
+from pathlib import Path
+from typing import Mapping, Sequence
+
+import numpy as np
+
+import keras
+
+from fer_keras.classes import CLASS_NAMES
+from fer_keras.plots import plot_confusion_matrix, plot_per_class
+
+
+def predict_proba(
+    model: keras.Model, images: np.ndarray, batch_size: int = 256, tta: bool = False
+) -> np.ndarray:
+    """Class probabilities of raw 0-255 grey images (N, 48, 48, 1).
+
+    With `tta`, averages the probabilities of each image and its mirror image.
+    """
+    images = np.asarray(images, dtype="float32")
+    logits = model.predict(images, batch_size=batch_size, verbose=0)
+    probs = keras.ops.convert_to_numpy(keras.ops.softmax(logits, axis=-1))
+    if tta:
+        mirrored = model.predict(images[:, :, ::-1], batch_size=batch_size, verbose=0)
+        probs = (probs + keras.ops.convert_to_numpy(keras.ops.softmax(mirrored, axis=-1))) / 2
+    return probs
+
+
+def classification_metrics(
+    labels: np.ndarray, predictions: np.ndarray, class_names: Sequence[str] = CLASS_NAMES
+) -> dict:
+    """Accuracy, macro F1, per-class precision/recall/F1 and the confusion matrix."""
+    labels = np.asarray(labels).astype("int64")
+    predictions = np.asarray(predictions).astype("int64")
+    k = len(class_names)
+    matrix = np.zeros((k, k), dtype="int64")
+    np.add.at(matrix, (labels, predictions), 1)
+    true_pos = np.diag(matrix).astype("float64")
+    support = matrix.sum(axis=1)
+    predicted = matrix.sum(axis=0)
+    recall = np.divide(true_pos, support, out=np.zeros(k), where=support > 0)
+    precision = np.divide(true_pos, predicted, out=np.zeros(k), where=predicted > 0)
+    denom = precision + recall
+    f1 = np.divide(2 * precision * recall, denom, out=np.zeros(k), where=denom > 0)
+    per_class = {
+        name: {
+            "accuracy": float(recall[i]),
+            "precision": float(precision[i]),
+            "recall": float(recall[i]),
+            "f1": float(f1[i]),
+            "support": int(support[i]),
+        }
+        for i, name in enumerate(class_names)
+    }
+    present = support > 0
+    return {
+        "accuracy": float(true_pos.sum() / max(1, len(labels))),
+        "num_samples": int(len(labels)),
+        "macro_f1": float(f1[present].mean()) if present.any() else 0.0,
+        "per_class": per_class,
+        "confusion_matrix": matrix.tolist(),
+        "class_names": list(class_names),
+    }
+
+
+def format_report(metrics: Mapping) -> str:
+    """The metrics as a text table, one row per class."""
+    lines = [
+        f"accuracy {metrics['accuracy']:.4f} on {metrics['num_samples']} images, "
+        f"macro F1 {metrics['macro_f1']:.4f}",
+        f"{'class':<10}{'accuracy':>10}{'precision':>11}{'recall':>8}{'f1':>8}{'support':>9}",
+    ]
+    for name, row in metrics["per_class"].items():
+        lines.append(
+            f"{name:<10}{row['accuracy']:>10.4f}{row['precision']:>11.4f}"
+            f"{row['recall']:>8.4f}{row['f1']:>8.4f}{row['support']:>9d}"
+        )
+    return "\n".join(lines)
+
+
+def comparison_table(results: Mapping[str, Mapping]) -> str:
+    """One row per model: accuracy, macro F1 and per-class accuracy."""
+    names = list(CLASS_NAMES)
+    header = f"{'model':<40}{'acc':>8}{'macroF1':>9}" + "".join(f"{n[:7]:>9}" for n in names)
+    rows = [header]
+    for label, m in results.items():
+        rows.append(
+            f"{label[-40:]:<40}{m['accuracy']:>8.4f}{m['macro_f1']:>9.4f}"
+            + "".join(f"{m['per_class'][n]['accuracy']:>9.4f}" for n in names)
+        )
+    return "\n".join(rows)
+
+
+def evaluate(
+    model: keras.Model,
+    images: np.ndarray,
+    labels: np.ndarray,
+    output_dir=None,
+    tta: bool = False,
+    batch_size: int = 256,
+    extra: Mapping | None = None,
+) -> dict:
+    """Evaluates `model`; with `output_dir`, writes metrics.json and the two PNGs."""
+    probs = predict_proba(model, images, batch_size=batch_size, tta=tta)
+    metrics = classification_metrics(labels, probs.argmax(axis=-1))
+    metrics["tta"] = bool(tta)
+    metrics.update(extra or {})
+    if output_dir is not None:
+        out = Path(output_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
+        title = f"{model.name}: accuracy {metrics['accuracy']:.2%}"
+        plot_confusion_matrix(metrics["confusion_matrix"], CLASS_NAMES,
+                              out / "confusion_matrix.png", title=title)
+        plot_per_class(metrics["per_class"], out / "per_class.png", title=title)
+    return metrics

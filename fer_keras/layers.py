@@ -1,0 +1,142 @@
+"""Custom layers and initializers of the fer_keras models.
+
+Everything here is registered with `package="fer_keras"`, so a `.keras` file
+that uses it loads after `import fer_keras` with no `custom_objects`, and uses
+`keras.ops` only, so the same file runs under JAX, TensorFlow and PyTorch.
+"""
+
+import numpy as np
+
+import keras
+from keras import ops
+
+# The five hand-made 3x3 kernels of the original project, rows top to bottom.
+FIXED_KERNELS = {
+    "sobel_vertical": [[-1, -2, -1], [0, 0, 0], [1, 2, 1]],
+    "sobel_horizontal": [[-1, 0, 1], [-2, 0, 2], [-1, 0, 1]],
+    "laplacian": [[-1, -1, -1], [-1, 8, -1], [-1, -1, -1]],
+    "sharpen": [[0, -1, 0], [-1, 5, -1], [0, -1, 0]],
+    "diagonal": [[-1, 0, 1], [0, 0, 0], [1, 0, -1]],
+}
+
+
+def fixed_kernel_bank() -> np.ndarray:
+    """The filter bank as a Keras conv kernel of shape (3, 3, 1, 5)."""
+    bank = np.stack([np.asarray(k, "float32") for k in FIXED_KERNELS.values()])
+    return np.transpose(bank, (1, 2, 0))[:, :, None, :]
+
+
+@keras.saving.register_keras_serializable(package="fer_keras")
+class FixedKernels(keras.initializers.Initializer):
+    """Initializer holding the original's hand-made edge filters.
+
+    Used with a non-trainable `Conv2D(5, 3)` on the grey input, it stresses
+    the edges of eyes, brows, nose, mouth and jaw before any learning.
+    """
+
+    shape = (3, 3, 1, 5)
+
+    def __call__(self, shape, dtype=None):
+        if tuple(shape) != self.shape:
+            raise ValueError(
+                "FixedKernels holds 5 kernels of size 3x3 for a 1-channel "
+                f"input, so the kernel shape must be {self.shape}. "
+                f"Received: shape={tuple(shape)}"
+            )
+        return ops.convert_to_tensor(fixed_kernel_bank(), dtype=dtype)
+
+    def get_config(self):
+        return {}
+
+
+@keras.saving.register_keras_serializable(package="fer_keras")
+class CBAM(keras.layers.Layer):
+    """Convolutional Block Attention Module (Woo et al., ECCV 2018).
+
+    Channel attention, then spatial attention, each multiplied onto the
+    features. The channel branch is a bias-free MLP (a pair of 1x1 convs)
+    over the global average pool; `use_max_pool=True` adds the paper's
+    max-pooled path through the same MLP, which the original left out. The
+    spatial branch convolves the channel-wise [max, mean] maps.
+
+    Args:
+        reduction: channel reduction of the MLP's hidden layer.
+        spatial_kernel_size: size of the spatial attention convolution.
+        use_max_pool: add the paper's max-pooled channel path.
+    """
+
+    def __init__(
+        self,
+        reduction: int = 16,
+        spatial_kernel_size: int = 7,
+        use_max_pool: bool = False,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        if int(reduction) < 1:
+            raise ValueError(
+                f"`reduction` must be a positive integer. Received: reduction={reduction}"
+            )
+        if int(spatial_kernel_size) < 1 or int(spatial_kernel_size) % 2 == 0:
+            raise ValueError(
+                "`spatial_kernel_size` must be a positive odd integer. "
+                f"Received: spatial_kernel_size={spatial_kernel_size}"
+            )
+        self.reduction = int(reduction)
+        self.spatial_kernel_size = int(spatial_kernel_size)
+        self.use_max_pool = bool(use_max_pool)
+
+    def build(self, input_shape):
+        if len(input_shape) != 4 or input_shape[-1] is None:
+            raise ValueError(
+                "CBAM expects channels-last feature maps of shape "
+                f"(batch, height, width, channels). Received: input_shape={input_shape}"
+            )
+        channels = int(input_shape[-1])
+        hidden = max(1, channels // self.reduction)
+        self.channel_squeeze = self.add_weight(
+            name="channel_squeeze",
+            shape=(channels, hidden),
+            initializer="he_normal",
+        )
+        self.channel_excite = self.add_weight(
+            name="channel_excite",
+            shape=(hidden, channels),
+            initializer="glorot_uniform",
+        )
+        k = self.spatial_kernel_size
+        self.spatial_kernel = self.add_weight(
+            name="spatial_kernel",
+            shape=(k, k, 2, 1),
+            initializer="glorot_uniform",
+        )
+
+    def _channel_mlp(self, pooled):
+        hidden = ops.relu(ops.matmul(pooled, self.channel_squeeze))
+        return ops.matmul(hidden, self.channel_excite)
+
+    def call(self, inputs):
+        logits = self._channel_mlp(ops.mean(inputs, axis=(1, 2)))
+        if self.use_max_pool:
+            logits = logits + self._channel_mlp(ops.max(inputs, axis=(1, 2)))
+        x = inputs * ops.sigmoid(logits)[:, None, None, :]
+        pooled = ops.concatenate(
+            [ops.max(x, axis=-1, keepdims=True), ops.mean(x, axis=-1, keepdims=True)],
+            axis=-1,
+        )
+        attention = ops.conv(pooled, self.spatial_kernel, strides=1, padding="same")
+        return x * ops.sigmoid(attention)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "reduction": self.reduction,
+                "spatial_kernel_size": self.spatial_kernel_size,
+                "use_max_pool": self.use_max_pool,
+            }
+        )
+        return config

@@ -1,0 +1,97 @@
+"""Loading saved models with errors that say what is wrong and what to do."""
+
+import zipfile
+from pathlib import Path
+
+import keras
+
+from fer_keras.classes import CLASS_NAMES
+
+PRETRAINED_DIR = Path(__file__).parent / "pretrained"
+
+
+class ModelFileError(ValueError):
+    """A model file that is missing, not a Keras model, or the wrong model."""
+
+
+def load_model(path, num_classes: int | None = len(CLASS_NAMES)) -> keras.Model:
+    """Loads a `.keras` file saved under any backend, checking it fits FER2013.
+
+    Args:
+        path: the `.keras` file.
+        num_classes: the number of logits expected, or None to skip the check.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise ModelFileError(
+            f"Model file not found: {path}. Train one with `python train.py` "
+            "or pass the path of a `.keras` file with --model-path."
+        )
+    if path.is_dir() or not zipfile.is_zipfile(path):
+        raise ModelFileError(
+            f"{path} is not a Keras model file: expected a `.keras` archive as "
+            "written by `model.save()` or train.py (legacy .h5 files and "
+            "SavedModel folders are not supported; re-save the model as .keras)."
+        )
+    try:
+        model = keras.saving.load_model(path, compile=False)
+    except Exception as err:
+        raise ModelFileError(
+            f"Could not load {path} as a Keras model ({type(err).__name__}: {err}). "
+            "If it uses custom layers, import the package that defines them first."
+        ) from err
+    if not isinstance(model, keras.Model):
+        raise ModelFileError(
+            f"{path} holds a {type(model).__name__}, not a keras.Model."
+        )
+    check_model(model, num_classes, source=str(path))
+    return model
+
+
+def check_model(model: keras.Model, num_classes: int | None, source: str = "the model") -> None:
+    """Raises `ModelFileError` unless `model` maps (N, H, W, 1) to `num_classes` logits."""
+    input_shape = tuple(model.inputs[0].shape) if model.inputs else None
+    if input_shape is None or len(input_shape) != 4 or input_shape[-1] != 1:
+        raise ModelFileError(
+            f"{source} takes inputs of shape {input_shape}; expected grey images "
+            "of shape (batch, height, width, 1)."
+        )
+    outputs = model.outputs[0].shape[-1] if model.outputs else None
+    if num_classes is not None and outputs != num_classes:
+        raise ModelFileError(
+            f"{source} has {outputs} outputs; expected {num_classes}, one per "
+            f"class of {', '.join(CLASS_NAMES)}. Received a model for another task."
+        )
+
+
+def pretrained_path(name: str = "cbam") -> Path:
+    """Path of the shipped pretrained model `name`."""
+    path = PRETRAINED_DIR / f"{name}.keras"
+    if not path.exists():
+        available = sorted(p.stem for p in PRETRAINED_DIR.glob("*.keras"))
+        raise ModelFileError(
+            f"No pretrained model named {name!r} ships with this install. "
+            f"Available: {available or 'none yet'}. Train one with "
+            f"`python train.py --model {name}`."
+        )
+    return path
+
+
+def load_pretrained(name: str = "cbam") -> keras.Model:
+    """The shipped pretrained model: raw 0-255 grey (N, 48, 48, 1) in, logits out."""
+    return load_model(pretrained_path(name))
+
+
+def find_latest_model(runs_dir="runs") -> Path:
+    """The newest `model.keras` under `runs_dir`, else the shipped pretrained cbam."""
+    candidates = sorted(Path(runs_dir).glob("**/model.keras"), key=lambda p: p.stat().st_mtime)
+    if candidates:
+        return candidates[-1]
+    try:
+        return pretrained_path("cbam")
+    except ModelFileError:
+        raise ModelFileError(
+            f"No model to evaluate: no model.keras under {Path(runs_dir).resolve()} "
+            "and no pretrained model installed. Train one with `python train.py` "
+            "or pass --model-path."
+        ) from None

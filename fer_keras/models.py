@@ -1,0 +1,222 @@
+"""The model zoo: one builder per architecture and a registry from name to builder.
+
+Every model takes raw 0-255 grey pixels of shape (N, 48, 48, 1): the first
+layer rescales them to [-1, 1] (the original's mean 0.5, std 0.5 after
+scaling to [0, 1]), so a saved model needs no preprocessing step. Every
+model returns `num_classes` logits. Layer names are deterministic,
+`f"{name}_block{i}_..."`, so Grad-CAM and tests can address them.
+"""
+
+import dataclasses
+from typing import Callable
+
+import keras
+from keras import layers
+
+from fer_keras.layers import CBAM, FixedKernels
+
+INPUT_SHAPE = (48, 48, 1)
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelSpec:
+    """A registry entry: the builder and the layer Grad-CAM looks at."""
+
+    name: str
+    builder: Callable[..., keras.Model]
+    gradcam_layer: str
+    description: str
+
+
+MODEL_REGISTRY: dict[str, ModelSpec] = {}
+
+
+def register_model(name: str, gradcam_layer: str, description: str):
+    """Adds a builder to the zoo under `name` (used by `--model` and tests)."""
+
+    def decorator(builder):
+        MODEL_REGISTRY[name] = ModelSpec(name, builder, gradcam_layer, description)
+        return builder
+
+    return decorator
+
+
+def _stem(input_shape, name, fixed_kernels):
+    inputs = keras.Input(shape=input_shape, name=f"{name}_input")
+    x = layers.Rescaling(1.0 / 127.5, offset=-1.0, name=f"{name}_rescale")(inputs)
+    if fixed_kernels:
+        x = layers.Conv2D(
+            5,
+            3,
+            padding="same",
+            use_bias=False,
+            kernel_initializer=FixedKernels(),
+            trainable=False,
+            name=f"{name}_fixed_kernels",
+        )(x)
+    return inputs, x
+
+
+def _classifier(x, num_classes, name):
+    # Logits stay float32 under mixed precision so the loss is computed stably.
+    return layers.Dense(num_classes, dtype="float32", name=f"{name}_logits")(x)
+
+
+def _plain_cnn(num_classes, input_shape, name, fixed_kernels):
+    inputs, x = _stem(input_shape, name, fixed_kernels)
+    for i, filters in enumerate((32, 64, 128), start=1):
+        prefix = f"{name}_block{i}"
+        x = layers.Conv2D(
+            filters, 3, padding="same", activation="relu", name=f"{prefix}_conv"
+        )(x)
+        x = layers.MaxPooling2D(2, name=f"{prefix}_pool")(x)
+        x = layers.Dropout(0.25, name=f"{prefix}_dropout")(x)
+    x = layers.Flatten(name=f"{name}_flatten")(x)
+    x = layers.Dense(256, activation="relu", name=f"{name}_fc")(x)
+    x = layers.Dropout(0.5, name=f"{name}_fc_dropout")(x)
+    return keras.Model(inputs, _classifier(x, num_classes, name), name=name)
+
+
+@register_model(
+    "baseline",
+    gradcam_layer="block3_conv",
+    description="3 conv layers (32, 64, 128), max-pool and dropout, 2 dense layers",
+)
+def baseline(
+    num_classes: int = 7, input_shape=INPUT_SHAPE, name: str = "baseline"
+) -> keras.Model:
+    """The original's baseline CNN."""
+    return _plain_cnn(num_classes, input_shape, name, fixed_kernels=False)
+
+
+@register_model(
+    "kernels",
+    gradcam_layer="block3_conv",
+    description="the baseline behind the fixed 5-kernel edge filter bank",
+)
+def kernels(
+    num_classes: int = 7, input_shape=INPUT_SHAPE, name: str = "kernels"
+) -> keras.Model:
+    """The baseline with the fixed filter bank in front, really applied."""
+    return _plain_cnn(num_classes, input_shape, name, fixed_kernels=True)
+
+
+def _conv_bn_relu(x, filters, prefix, index, strides=1):
+    x = layers.Conv2D(
+        filters,
+        3,
+        strides=strides,
+        padding="same",
+        use_bias=False,
+        name=f"{prefix}_conv{index}",
+    )(x)
+    x = layers.BatchNormalization(epsilon=1e-5, name=f"{prefix}_bn{index}")(x)
+    return layers.ReLU(name=f"{prefix}_relu{index}")(x)
+
+
+def _residual_block(x, filters, strides, prefix):
+    shortcut = x
+    if strides != 1 or x.shape[-1] != filters:
+        shortcut = layers.Conv2D(
+            filters, 1, strides=strides, use_bias=False, name=f"{prefix}_proj_conv"
+        )(x)
+        shortcut = layers.BatchNormalization(epsilon=1e-5, name=f"{prefix}_proj_bn")(shortcut)
+    x = _conv_bn_relu(x, filters, prefix, 1, strides=strides)
+    x = layers.Conv2D(
+        filters, 3, padding="same", use_bias=False, name=f"{prefix}_conv2"
+    )(x)
+    x = layers.BatchNormalization(epsilon=1e-5, name=f"{prefix}_bn2")(x)
+    x = layers.Add(name=f"{prefix}_add")([x, shortcut])
+    return layers.ReLU(name=f"{prefix}_out")(x)
+
+
+@register_model(
+    "resnet",
+    gradcam_layer="block3_out",
+    description="filter bank, 32-filter stem, 3 residual blocks (64, 128, 256), GAP",
+)
+def resnet(
+    num_classes: int = 7, input_shape=INPUT_SHAPE, name: str = "resnet"
+) -> keras.Model:
+    """The original's SimpleResNet; blocks 2 and 3 halve the resolution."""
+    inputs, x = _stem(input_shape, name, fixed_kernels=True)
+    x = _conv_bn_relu(x, 32, f"{name}_stem", 1)
+    for i, (filters, strides) in enumerate(((64, 1), (128, 2), (256, 2)), start=1):
+        x = _residual_block(x, filters, strides, f"{name}_block{i}")
+    x = layers.GlobalAveragePooling2D(name=f"{name}_gap")(x)
+    return keras.Model(inputs, _classifier(x, num_classes, name), name=name)
+
+
+@register_model(
+    "cbam",
+    gradcam_layer="block3_cbam",
+    description="filter bank, 3 conv blocks (64, 128, 256) with CBAM, dense 512",
+)
+def cbam(
+    num_classes: int = 7,
+    input_shape=INPUT_SHAPE,
+    name: str = "cbam",
+    use_max_pool: bool = False,
+) -> keras.Model:
+    """The original's best model: conv blocks with CBAM behind the filter bank."""
+    inputs, x = _stem(input_shape, name, fixed_kernels=True)
+    for i, (filters, convs) in enumerate(((64, 2), (128, 2), (256, 1)), start=1):
+        prefix = f"{name}_block{i}"
+        for j in range(1, convs + 1):
+            x = _conv_bn_relu(x, filters, prefix, j)
+        x = CBAM(reduction=16, spatial_kernel_size=7, use_max_pool=use_max_pool,
+                 name=f"{prefix}_cbam")(x)
+        x = layers.MaxPooling2D(2, name=f"{prefix}_pool")(x)
+    x = layers.Flatten(name=f"{name}_flatten")(x)
+    x = layers.Dense(512, activation="relu", name=f"{name}_fc")(x)
+    x = layers.Dropout(0.5, name=f"{name}_fc_dropout")(x)
+    return keras.Model(inputs, _classifier(x, num_classes, name), name=name)
+
+
+MODELS: tuple[str, ...] = tuple(MODEL_REGISTRY)
+
+
+def get_spec(name: str) -> ModelSpec:
+    """The registry entry for `name`, or a `ValueError` listing valid names."""
+    if name not in MODEL_REGISTRY:
+        raise ValueError(
+            f"Unknown model {name!r}. Expected one of: {', '.join(MODEL_REGISTRY)}. "
+            f"Received: name={name!r}"
+        )
+    return MODEL_REGISTRY[name]
+
+
+def build_model(
+    name: str, num_classes: int = 7, input_shape=INPUT_SHAPE, **kwargs
+) -> keras.Model:
+    """Builds the uncompiled model `name` of the zoo (see `MODELS`)."""
+    spec = get_spec(name)
+    if int(num_classes) < 2:
+        raise ValueError(
+            f"`num_classes` must be at least 2. Received: num_classes={num_classes}"
+        )
+    input_shape = tuple(input_shape)
+    if len(input_shape) != 3 or input_shape[-1] != 1:
+        raise ValueError(
+            "The models take grey images of shape (height, width, 1). "
+            f"Received: input_shape={input_shape}"
+        )
+    return spec.builder(num_classes=int(num_classes), input_shape=input_shape, **kwargs)
+
+
+def gradcam_layer_name(model: keras.Model) -> str:
+    """Name of the last conv block's output in a zoo model (Grad-CAM's default)."""
+    for spec in MODEL_REGISTRY.values():
+        candidate = f"{model.name}_{spec.gradcam_layer}"
+        if model.name.startswith(spec.name) and _has_layer(model, candidate):
+            return candidate
+    four_d = [layer.name for layer in model.layers if len(layer.output.shape) == 4]
+    if not four_d:
+        raise ValueError(
+            f"Model {model.name!r} has no 4-D feature map to compute Grad-CAM on."
+        )
+    return four_d[-1]
+
+
+def _has_layer(model, name):
+    return any(layer.name == name for layer in model.layers)

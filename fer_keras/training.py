@@ -1,0 +1,389 @@
+"""Training: a Keras `fit` with callbacks that make long runs safe to interrupt.
+
+A run folder holds `model.keras` (best validation accuracy), `history.csv`,
+`curves.png`, `run.json` and, while training, `backup/` (Keras'
+`BackupAndRestore`). Starting a run again with the same folder resumes after
+the last finished epoch.
+"""
+
+import csv
+import dataclasses
+import json
+import math
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+import keras
+
+from fer_keras import data as fer_data
+from fer_keras.classes import CLASS_NAMES
+from fer_keras.models import build_model
+from fer_keras.plots import plot_curves
+from fer_keras.recipes import OPTIMIZERS, SCHEDULES, Recipe
+from fer_keras.runinfo import environment_info
+
+
+class TrainingError(RuntimeError):
+    """A run that cannot go on; the message says what to change."""
+
+
+@dataclasses.dataclass
+class TrainConfig:
+    """Everything one run needs besides the recipe."""
+
+    model: str = "cbam"
+    recipe: Recipe = dataclasses.field(default_factory=Recipe)
+    recipe_name: str = "seed"
+    data_dir: str | None = None
+    output_dir: str = "runs/cbam"
+    val_split: float = 0.1
+    folds: int = 1
+    steps_per_epoch: int | None = None
+    mixed_precision: str | None = None
+    seed: int = 0
+    distribute: bool = False
+    backup_every: int | None = None
+    verbose: int | str = "auto"
+    command: Sequence[str] | None = None
+    callbacks: Sequence[keras.callbacks.Callback] = ()
+
+
+class EpochStats(keras.callbacks.Callback):
+    """Adds the epoch's wall time and learning rate to the logs, for the CSV."""
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._start = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None:
+            logs["epoch_time_s"] = time.perf_counter() - self._start
+            logs["learning_rate"] = float(
+                keras.ops.convert_to_numpy(self.model.optimizer.learning_rate)
+            )
+
+
+class StopOnNaN(keras.callbacks.TerminateOnNaN):
+    """Stops at the first non-finite loss and remembers where, to say so."""
+
+    nan_at = None
+
+    def on_batch_end(self, batch, logs=None):
+        loss = (logs or {}).get("loss")
+        if loss is not None and not math.isfinite(float(loss)):
+            self.nan_at = batch
+        super().on_batch_end(batch, logs)
+
+
+def learning_rate_schedule(recipe: Recipe, steps_per_epoch: int):
+    """The constant rate, or cosine decay after a linear warm-up, per step."""
+    if recipe.schedule not in SCHEDULES:
+        raise ValueError(
+            f"Unknown schedule {recipe.schedule!r}. Expected one of: {SCHEDULES}."
+        )
+    if recipe.schedule == "constant":
+        return recipe.lr
+    total = max(1, recipe.epochs * steps_per_epoch)
+    warmup = min(recipe.warmup_epochs * steps_per_epoch, total - 1)
+    return keras.optimizers.schedules.CosineDecay(
+        initial_learning_rate=recipe.lr if warmup == 0 else 0.0,
+        decay_steps=total - warmup,
+        warmup_target=recipe.lr if warmup else None,
+        warmup_steps=warmup,
+    )
+
+
+def make_optimizer(recipe: Recipe, steps_per_epoch: int) -> keras.optimizers.Optimizer:
+    """The recipe's optimizer; L2 for adam/sgd is added to the weights instead."""
+    lr = learning_rate_schedule(recipe, steps_per_epoch)
+    if recipe.optimizer == "adam":
+        return keras.optimizers.Adam(learning_rate=lr)
+    if recipe.optimizer == "adamw":
+        return keras.optimizers.AdamW(learning_rate=lr, weight_decay=recipe.weight_decay)
+    if recipe.optimizer == "sgd":
+        return keras.optimizers.SGD(
+            learning_rate=lr, momentum=recipe.momentum, nesterov=True
+        )
+    raise ValueError(
+        f"Unknown optimizer {recipe.optimizer!r}. Expected one of: {OPTIMIZERS}."
+    )
+
+
+def add_l2(model: keras.Model, weight_decay: float) -> None:
+    """PyTorch-style coupled weight decay: L2 on every trainable kernel.
+
+    `weight_decay` means what it means in `torch.optim` (the gradient gets
+    `weight_decay * w`), hence the factor 1/2. The penalty sits on the
+    variables, not in the layer configs, so saved models stay plain.
+    """
+    if weight_decay <= 0:
+        return
+    l2 = keras.regularizers.L2(weight_decay / 2.0)
+    for variable in model.trainable_weights:
+        if len(variable.shape) > 1:
+            variable.regularizer = l2
+
+
+def _one_hot(dataset, num_classes):
+    import tensorflow as tf
+
+    def convert(*batch):
+        return (batch[0], tf.one_hot(batch[1], num_classes), *batch[2:])
+
+    return dataset.map(convert, num_parallel_calls=tf.data.AUTOTUNE)
+
+
+def _read_history(path: Path) -> list[dict]:
+    if not path.exists():
+        return []
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def _truncate_history(path: Path, epochs_done: int) -> list[dict]:
+    """Keeps the rows of finished epochs, so a resumed run has no gap or repeat."""
+    rows = _read_history(path)
+    kept = [r for r in rows if int(r["epoch"]) < epochs_done]
+    if len(kept) != len(rows):
+        with open(path, "w", newline="") as f:
+            if kept:
+                writer = csv.DictWriter(f, fieldnames=list(kept[0]))
+                writer.writeheader()
+                writer.writerows(kept)
+    return kept
+
+
+def _epochs_done(backup_dir: Path) -> int:
+    meta = backup_dir / "training_metadata.json"
+    if not meta.exists():
+        return 0
+    return int(json.loads(meta.read_text())["epoch"])
+
+
+def _set_precision(mixed_precision: str | None) -> str:
+    if mixed_precision in (None, "", "off", "float32"):
+        policy = "float32"
+    elif mixed_precision == "auto":
+        policy = "mixed_float16" if _has_gpu() else "mixed_bfloat16"
+    elif mixed_precision in ("bfloat16", "float16"):
+        policy = f"mixed_{mixed_precision}"
+    else:
+        raise ValueError(
+            "`mixed_precision` must be one of off, auto, bfloat16, float16. "
+            f"Received: mixed_precision={mixed_precision!r}"
+        )
+    keras.config.set_dtype_policy(policy)
+    return policy
+
+
+def _has_gpu() -> bool:
+    return any(d.startswith(("gpu", "cuda")) for d in keras.distribution.list_devices())
+
+
+def _distribution_scope(distribute: bool):
+    """A context to build and compile the model in, for several devices."""
+    import contextlib
+
+    if not distribute:
+        return contextlib.nullcontext()
+    backend = keras.backend.backend()
+    if backend == "jax":
+        keras.distribution.set_distribution(keras.distribution.DataParallel())
+        return contextlib.nullcontext()
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        try:
+            resolver = tf.distribute.cluster_resolver.TPUClusterResolver()
+            tf.config.experimental_connect_to_cluster(resolver)
+            tf.tpu.experimental.initialize_tpu_system(resolver)
+            strategy = tf.distribute.TPUStrategy(resolver)
+        except (ValueError, RuntimeError):
+            strategy = tf.distribute.MirroredStrategy()
+        return strategy.scope()
+    raise TrainingError(
+        "Training on several devices is supported under the jax and tensorflow "
+        f"backends. Received: backend={backend!r}; use --backend jax or "
+        "--backend tensorflow, or drop --distribute."
+    )
+
+
+def _split_counts(labels) -> dict:
+    return {"total": int(len(labels)), **fer_data.class_counts(labels)}
+
+
+def train(config: TrainConfig) -> dict:
+    """Trains one model, or `config.folds` models for cross-validation.
+
+    Returns the run summary that is also written to `run.json`.
+    """
+    if config.folds > 1:
+        return _cross_validate(config)
+    data_dir = fer_data.locate_data(config.data_dir)
+    images, labels = fer_data.load_split(data_dir, "train")
+    train_idx, val_idx = fer_data.train_val_split(labels, config.val_split, config.seed)
+    return _fit_one(config, data_dir, images, labels, train_idx, val_idx)
+
+
+def _cross_validate(config: TrainConfig) -> dict:
+    data_dir = fer_data.locate_data(config.data_dir)
+    images, labels = fer_data.load_split(data_dir, "train")
+    folds = fer_data.kfold_splits(labels, config.folds, config.seed)
+    results = []
+    for i, (train_idx, val_idx) in enumerate(folds, start=1):
+        print(f"Fold {i}/{config.folds}")
+        fold_config = dataclasses.replace(
+            config, output_dir=str(Path(config.output_dir) / f"fold{i}")
+        )
+        results.append(_fit_one(fold_config, data_dir, images, labels, train_idx, val_idx))
+    accuracies = np.array([r["best_val_accuracy"] for r in results])
+    summary = {
+        "folds": config.folds,
+        "val_accuracy_per_fold": accuracies.tolist(),
+        "val_accuracy_mean": float(accuracies.mean()),
+        "val_accuracy_std": float(accuracies.std(ddof=1)) if len(accuracies) > 1 else 0.0,
+        "model": config.model,
+        "recipe": config.recipe.to_dict(),
+        "command": list(config.command or sys.argv),
+        **environment_info(),
+    }
+    out = Path(config.output_dir)
+    (out / "cv.json").write_text(json.dumps(summary, indent=2))
+    print(
+        f"{config.folds}-fold validation accuracy: "
+        f"{summary['val_accuracy_mean']:.4f} +/- {summary['val_accuracy_std']:.4f}"
+    )
+    return summary
+
+
+def _fit_one(config, data_dir, images, labels, train_idx, val_idx) -> dict:
+    recipe = config.recipe
+    out = Path(config.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    run_path = out / "run.json"
+    if run_path.exists() and (out / "model.keras").exists():
+        previous = json.loads(run_path.read_text())
+        if previous.get("status") == "completed":
+            print(f"{out} holds a completed run; nothing to do. "
+                  "Choose another --output-dir to train again.")
+            return previous
+
+    keras.utils.set_random_seed(config.seed)
+    policy = _set_precision(config.mixed_precision)
+    num_classes = len(CLASS_NAMES)
+
+    train_ds = fer_data.make_dataset(
+        images[train_idx], labels[train_idx], batch_size=recipe.batch_size,
+        training=True, augment=recipe.augment, seed=config.seed,
+    )
+    val_ds = fer_data.make_dataset(
+        images[val_idx], labels[val_idx], batch_size=max(recipe.batch_size, 256)
+    )
+    train_ds, val_ds = _one_hot(train_ds, num_classes), _one_hot(val_ds, num_classes)
+    steps = config.steps_per_epoch or max(1, len(train_idx) // recipe.batch_size)
+    if config.steps_per_epoch:
+        train_ds = train_ds.repeat()
+
+    with _distribution_scope(config.distribute):
+        model = build_model(config.model, num_classes=num_classes)
+        add_l2(model, recipe.weight_decay if recipe.optimizer != "adamw" else 0.0)
+        model.compile(
+            optimizer=make_optimizer(recipe, steps),
+            loss=keras.losses.CategoricalCrossentropy(
+                from_logits=True, label_smoothing=recipe.label_smoothing
+            ),
+            metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")],
+        )
+
+    backup_dir = out / "backup"
+    history_path = out / "history.csv"
+    done = _epochs_done(backup_dir)
+    previous_rows = _truncate_history(history_path, done)
+    best = max((float(r["val_accuracy"]) for r in previous_rows), default=None)
+    if done:
+        print(f"Resuming {out} after epoch {done} of {recipe.epochs}.")
+
+    nan_guard = StopOnNaN()
+    callbacks = [
+        EpochStats(),
+        keras.callbacks.CSVLogger(str(history_path), append=True),
+        keras.callbacks.ModelCheckpoint(
+            str(out / "model.keras"), monitor="val_accuracy", mode="max",
+            save_best_only=True, initial_value_threshold=best,
+        ),
+        keras.callbacks.BackupAndRestore(
+            str(backup_dir), save_freq=config.backup_every or "epoch"
+        ),
+        nan_guard,
+        *config.callbacks,
+    ]
+    class_weight = fer_data.class_weights(
+        labels[train_idx], recipe.class_weights, num_classes
+    )
+    info = {
+        "status": "running",
+        "model": config.model,
+        "recipe_name": config.recipe_name,
+        "recipe": recipe.to_dict(),
+        "command": list(config.command or sys.argv),
+        "seed": config.seed,
+        "dtype_policy": policy,
+        "data_dir": str(data_dir),
+        "data": {
+            "train": _split_counts(labels[train_idx]),
+            "val": _split_counts(labels[val_idx]),
+        },
+        "val_split": config.val_split,
+        "steps_per_epoch": steps,
+        "class_weight": class_weight,
+        "params": int(model.count_params()),
+        **environment_info(),
+    }
+    run_path.write_text(json.dumps(info, indent=2))
+
+    model.fit(
+        train_ds,
+        validation_data=val_ds,
+        epochs=recipe.epochs,
+        steps_per_epoch=steps,
+        class_weight=class_weight,
+        callbacks=callbacks,
+        verbose=config.verbose,
+    )
+    if nan_guard.nan_at is not None:
+        info["status"] = "failed: non-finite loss"
+        run_path.write_text(json.dumps(info, indent=2))
+        raise TrainingError(
+            f"The loss became NaN or infinite (batch {nan_guard.nan_at} of the last "
+            f"epoch) and training stopped. Lower the learning rate (--lr, now "
+            f"{recipe.lr}), or turn off --mixed-precision, then start again with a "
+            "new --output-dir."
+        )
+
+    history = _read_history(history_path)
+    plot_curves(history, out / "curves.png", title=f"{config.model} ({config.recipe_name})")
+    best_row = max(history, key=lambda r: float(r["val_accuracy"]))
+    times = [float(r["epoch_time_s"]) for r in history if r.get("epoch_time_s")]
+    info.update(
+        {
+            "status": "completed",
+            "epochs": len(history),
+            "best_epoch": int(best_row["epoch"]) + 1,
+            "best_val_accuracy": float(best_row["val_accuracy"]),
+            "final": {k: float(v) for k, v in history[-1].items() if k != "epoch"},
+            "epoch_time_s": times,
+            "mean_epoch_time_s": float(np.mean(times[1:] or times)) if times else None,
+            "model_path": str(out / "model.keras"),
+        }
+    )
+    run_path.write_text(json.dumps(info, indent=2))
+    print(
+        f"Best validation accuracy {info['best_val_accuracy']:.4f} at epoch "
+        f"{info['best_epoch']}; model saved to {out / 'model.keras'}"
+    )
+    return info

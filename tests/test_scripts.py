@@ -1,0 +1,108 @@
+"""End to end through the real scripts, in subprocesses, on tiny data."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import keras
+
+from tiny_data import write_kaggle_folders
+
+ROOT = Path(__file__).resolve().parents[1]
+BACKENDS = ("jax", "tensorflow", "torch")
+BACKEND = keras.backend.backend()
+OTHER = BACKENDS[(BACKENDS.index(BACKEND) + 1) % 3]
+
+pytestmark = pytest.mark.slow
+
+
+def run_script(script, *args, backend=BACKEND, env_backend=None, check=True):
+    env = {k: v for k, v in os.environ.items() if k != "KERAS_BACKEND"}
+    if env_backend:
+        env["KERAS_BACKEND"] = env_backend
+    cmd = [sys.executable, str(ROOT / script), *args]
+    if backend:
+        cmd += ["--backend", backend]
+    result = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=ROOT, timeout=600)
+    if check and result.returncode != 0:
+        raise AssertionError(f"{cmd} failed:\n{result.stdout}\n{result.stderr}")
+    return result
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+    return write_kaggle_folders(tmp_path_factory.mktemp("fer"))
+
+
+@pytest.fixture(scope="module")
+def trained(data_dir, tmp_path_factory):
+    out = tmp_path_factory.mktemp("run") / "cbam"
+    result = run_script("train.py", "--model", "cbam", "--data-dir", str(data_dir),
+                        "--output-dir", str(out), "--epochs", "2", "--batch-size", "16",
+                        "--quiet")
+    return out, result
+
+
+def test_train_two_epochs(trained):
+    out, result = trained
+    run = json.loads((out / "run.json").read_text())
+    assert run["backend"] == BACKEND and run["epochs"] == 2 and run["model"] == "cbam"
+    assert run["command"][0] == "train.py" and "--epochs" in run["command"]
+    assert "Epoch 2/2" in result.stdout
+    assert (out / "curves.png").read_bytes()[:4] == b"\x89PNG"
+
+
+@pytest.mark.parametrize("backend", [BACKEND, OTHER])
+def test_evaluate_under_each_backend(trained, data_dir, tmp_path, backend):
+    out, _ = trained
+    result = run_script("evaluate.py", "--model-path", str(out / "model.keras"),
+                        "--data-dir", str(data_dir), "--output-dir", str(tmp_path),
+                        backend=backend)
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert metrics["backend"] == backend
+    assert metrics["num_samples"] == 7 * 6
+    assert set(metrics["per_class"]) == {"angry", "disgust", "fear", "happy", "sad",
+                                         "surprise", "neutral"}
+    assert f"{metrics['accuracy']:.4f}" in result.stdout
+    for png in ("confusion_matrix.png", "per_class.png"):
+        assert (tmp_path / png).exists()
+
+
+def test_evaluate_compares_several_models(trained, data_dir, tmp_path):
+    out, _ = trained
+    model = str(out / "model.keras")
+    result = run_script("evaluate.py", "--model-path", model, model, "--tta",
+                        "--data-dir", str(data_dir), "--output-dir", str(tmp_path))
+    assert (tmp_path / "comparison.txt").exists()
+    assert result.stdout.count("model.keras") >= 2
+
+
+def test_backend_disagreement_is_an_error():
+    result = run_script("train.py", backend=OTHER, env_backend=BACKEND, check=False)
+    assert result.returncode != 0
+    assert f"KERAS_BACKEND={BACKEND} disagrees with --backend {OTHER}" in result.stderr
+
+
+def test_missing_data_folder_is_one_clear_line(tmp_path):
+    result = run_script("train.py", "--data-dir", str(tmp_path / "missing"), check=False)
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr
+    assert str(tmp_path / "missing") in result.stderr
+
+
+def test_unknown_model_lists_choices():
+    result = run_script("train.py", "--model", "vgg", check=False)
+    assert result.returncode == 2 and "cbam" in result.stderr
+
+
+def test_evaluate_rejects_a_file_that_is_not_a_model(tmp_path, data_dir):
+    bad = tmp_path / "model.keras"
+    bad.write_text("not a model")
+    result = run_script("evaluate.py", "--model-path", str(bad), "--data-dir", str(data_dir),
+                        check=False)
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    assert "not a Keras model file" in result.stderr

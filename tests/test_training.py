@@ -1,0 +1,131 @@
+"""Training runs on tiny data: outputs, resume without gap or repeat, NaN stop."""
+
+import csv
+import json
+import math
+
+import numpy as np
+import pytest
+
+import keras
+
+from fer_keras import recipes, training
+from tiny_data import write_kaggle_folders
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+    return write_kaggle_folders(tmp_path_factory.mktemp("fer"))
+
+
+def _config(data_dir, out, **overrides):
+    recipe = recipes.get_recipe("seed").replace(epochs=overrides.pop("epochs", 2),
+                                                batch_size=16)
+    return training.TrainConfig(
+        model=overrides.pop("model", "baseline"), recipe=recipe, data_dir=str(data_dir),
+        output_dir=str(out), val_split=0.25, verbose=0, **overrides,
+    )
+
+
+def _history(out):
+    with open(out / "history.csv", newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def test_train_writes_run_folder(data_dir, tmp_path):
+    out = tmp_path / "run"
+    summary = training.train(_config(data_dir, out, epochs=2))
+    for name in ("model.keras", "history.csv", "curves.png", "run.json"):
+        assert (out / name).exists(), name
+    run = json.loads((out / "run.json").read_text())
+    assert run["status"] == "completed"
+    assert run["backend"] == keras.backend.backend()
+    assert run["epochs"] == 2 and len(run["epoch_time_s"]) == 2
+    assert run["data"]["train"]["total"] + run["data"]["val"]["total"] == 7 * 16
+    assert run["versions"]["keras"] == keras.__version__
+    assert summary["best_val_accuracy"] == max(float(r["val_accuracy"]) for r in _history(out))
+    assert not (out / "backup").exists()
+    model = keras.saving.load_model(out / "model.keras")
+    assert model.output.shape[-1] == 7
+
+
+class _Interrupt(keras.callbacks.Callback):
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch == 0:
+            raise KeyboardInterrupt
+
+
+def test_interrupted_run_resumes_without_gap_or_repeat(data_dir, tmp_path):
+    out = tmp_path / "run"
+    with pytest.raises(KeyboardInterrupt):
+        training.train(_config(data_dir, out, epochs=3, callbacks=[_Interrupt()]))
+    assert [r["epoch"] for r in _history(out)] == ["0"]
+    assert json.loads((out / "backup" / "training_metadata.json").read_text())["epoch"] == 1
+
+    summary = training.train(_config(data_dir, out, epochs=3))
+    assert [int(r["epoch"]) for r in _history(out)] == [0, 1, 2]
+    assert summary["epochs"] == 3 and summary["status"] == "completed"
+
+    again = training.train(_config(data_dir, out, epochs=3))
+    assert [int(r["epoch"]) for r in _history(out)] == [0, 1, 2]
+    assert again["status"] == "completed"
+
+
+def test_history_rows_beyond_the_backup_are_dropped(data_dir, tmp_path):
+    out = tmp_path / "run"
+    with pytest.raises(KeyboardInterrupt):
+        training.train(_config(data_dir, out, epochs=2, callbacks=[_Interrupt()]))
+    rows = _history(out)
+    with open(out / "history.csv", "a", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writerow({**rows[0], "epoch": "1"})
+    training.train(_config(data_dir, out, epochs=2))
+    assert [int(r["epoch"]) for r in _history(out)] == [0, 1]
+
+
+def test_nan_loss_stops_with_clear_error(data_dir, tmp_path):
+    config = _config(data_dir, tmp_path / "run", epochs=2)
+    config.recipe = config.recipe.replace(lr=1e12, weight_decay=0.0)
+    with pytest.raises(training.TrainingError, match="NaN"):
+        training.train(config)
+
+
+def test_cross_validation_reports_mean_and_spread(data_dir, tmp_path):
+    out = tmp_path / "cv"
+    summary = training.train(_config(data_dir, out, epochs=1, folds=2, steps_per_epoch=2))
+    assert len(summary["val_accuracy_per_fold"]) == 2
+    assert math.isclose(summary["val_accuracy_mean"], np.mean(summary["val_accuracy_per_fold"]))
+    assert (out / "fold1" / "model.keras").exists() and (out / "fold2" / "model.keras").exists()
+    assert json.loads((out / "cv.json").read_text())["folds"] == 2
+
+
+def test_l2_matches_torch_weight_decay():
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+    model.layers[0].kernel.assign(np.ones((3, 2), "float32"))
+    training.add_l2(model, 1e-2)
+    penalty = float(keras.ops.convert_to_numpy(sum(model.losses)))
+    # torch adds wd * w to the gradient, i.e. a loss of wd / 2 * ||w||^2 on kernels only.
+    assert math.isclose(penalty, 1e-2 / 2 * 6, rel_tol=1e-5)
+
+
+def test_cosine_schedule_warms_up_then_decays():
+    recipe = recipes.get_recipe("strong").replace(epochs=4, warmup_epochs=1)
+    schedule = training.learning_rate_schedule(recipe, steps_per_epoch=10)
+    values = [float(keras.ops.convert_to_numpy(schedule(step))) for step in (0, 10, 25, 39)]
+    assert values[0] < values[1] == pytest.approx(recipe.lr)
+    assert values[1] > values[2] > values[3] > 0
+
+
+def test_constant_schedule():
+    assert training.learning_rate_schedule(recipes.get_recipe("seed"), 10) == 1e-3
+
+
+@pytest.mark.parametrize("name", ["adam", "adamw", "sgd"])
+def test_optimizers(name):
+    recipe = recipes.get_recipe("seed").replace(optimizer=name)
+    assert training.make_optimizer(recipe, 10).__class__.__name__.lower() == name
+
+
+def test_unknown_optimizer():
+    with pytest.raises(ValueError, match="Unknown optimizer"):
+        training.make_optimizer(recipes.Recipe(optimizer="rmsprop"), 10)

@@ -1,0 +1,73 @@
+"""Train a FER2013 model: `python train.py --model cbam --backend jax`.
+
+Run it again with the same --output-dir to resume an interrupted run.
+"""
+
+import argparse
+import sys
+
+import cli
+
+
+def main(argv=None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
+    backend = cli.select_backend(argv)
+
+    from fer_keras import MODELS, augment, recipes, training
+
+    defaults = recipes.RECIPES["seed"]
+    parser = argparse.ArgumentParser(description=__doc__)
+    cli.add_backend_argument(parser)
+    parser.add_argument("--model", choices=MODELS, default="cbam")
+    parser.add_argument("--recipe", choices=list(recipes.RECIPES), default="seed",
+                        help="preset; the options below override its fields")
+    parser.add_argument("--data-dir", help="FER2013 folder or fer2013.csv "
+                        "(default: $FER2013_DIR, else download with kagglehub)")
+    parser.add_argument("--output-dir", help="run folder (default: runs/MODEL_RECIPE_BACKEND)")
+    parser.add_argument("--epochs", type=int, help=f"(seed: {defaults.epochs})")
+    parser.add_argument("--batch-size", type=int, help=f"(seed: {defaults.batch_size})")
+    parser.add_argument("--lr", type=float, help=f"(seed: {defaults.lr})")
+    parser.add_argument("--weight-decay", type=float,
+                        help=f"L2 as in torch.optim (seed: {defaults.weight_decay})")
+    parser.add_argument("--optimizer", choices=recipes.OPTIMIZERS)
+    parser.add_argument("--schedule", choices=recipes.SCHEDULES)
+    parser.add_argument("--class-weights", choices=("seed", "balanced", "none"))
+    parser.add_argument("--augment", choices=list(augment.AUGMENTATIONS))
+    parser.add_argument("--label-smoothing", type=float)
+    parser.add_argument("--val-split", type=float, default=0.1,
+                        help="fraction of train held out for validation (default 0.1)")
+    parser.add_argument("--folds", type=int, default=1,
+                        help="K > 1 runs K-fold cross-validation on train")
+    parser.add_argument("--steps-per-epoch", type=int, help="for quick runs")
+    parser.add_argument("--mixed-precision", nargs="?", const="auto",
+                        choices=("auto", "bfloat16", "float16", "off"),
+                        help="mixed precision (auto: float16 on GPU, bfloat16 on CPU)")
+    parser.add_argument("--distribute", action="store_true",
+                        help="data-parallel over all devices (jax, tensorflow; TPU too)")
+    parser.add_argument("--backup-every", type=int,
+                        help="also back up every N steps, not only every epoch")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--quiet", action="store_true", help="one line per epoch")
+    args = parser.parse_args(argv)
+
+    recipe = recipes.get_recipe(args.recipe).replace(
+        epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+        weight_decay=args.weight_decay, optimizer=args.optimizer, schedule=args.schedule,
+        class_weights=args.class_weights, augment=args.augment,
+        label_smoothing=args.label_smoothing,
+    )
+    output_dir = args.output_dir or f"runs/{args.model}_{args.recipe}_{backend}"
+    training.train(
+        training.TrainConfig(
+            model=args.model, recipe=recipe, recipe_name=args.recipe,
+            data_dir=args.data_dir, output_dir=output_dir, val_split=args.val_split,
+            folds=args.folds, steps_per_epoch=args.steps_per_epoch,
+            mixed_precision=args.mixed_precision, seed=args.seed,
+            distribute=args.distribute, backup_every=args.backup_every,
+            verbose=2 if args.quiet else "auto", command=["train.py", *argv],
+        )
+    )
+
+
+if __name__ == "__main__":
+    cli.run(main)
