@@ -45,13 +45,13 @@ def main(argv=None) -> None:
     print(f"Evaluating on {len(labels)} {args.split} images from {data_dir}")
 
     results = {}
-    for path, model in zip(paths, models):
+    for index, (path, model) in enumerate(zip(paths, models), start=1):
         if args.output_dir is None:
             out = path.parent / "eval"
         elif len(paths) == 1:
             out = Path(args.output_dir)
         else:
-            out = Path(args.output_dir) / (path.parent.name or path.stem)
+            out = Path(args.output_dir) / f"model{index}_{path.parent.name or path.stem}"
         metrics = evaluation.evaluate(
             model, images, labels, output_dir=out, tta=args.tta,
             batch_size=args.batch_size,
@@ -64,7 +64,8 @@ def main(argv=None) -> None:
                 **environment_info(),
             },
         )
-        results[str(path)] = metrics
+        label = str(path) if str(path) not in results else f"{path} #{len(results) + 1}"
+        results[label] = metrics
         print(f"\n{path}")
         print(evaluation.format_report(metrics))
         if args.gradcam:

@@ -354,6 +354,7 @@ def _fit_one(config, data_dir, images, labels, train_idx, val_idx) -> dict:
         class_weight=class_weight,
         callbacks=callbacks,
         verbose=config.verbose,
+        shuffle=False,
     )
     if nan_guard.nan_at is not None:
         info["status"] = "failed: non-finite loss"
