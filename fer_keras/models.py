@@ -101,16 +101,26 @@ def kernels(
     return _plain_cnn(num_classes, input_shape, name, fixed_kernels=True)
 
 
+def _batch_norm(name):
+    # PyTorch's defaults (eps 1e-5, momentum 0.1, i.e. Keras momentum 0.9), as
+    # the original trained with; they also make converted checkpoints exact.
+    return layers.BatchNormalization(epsilon=1e-5, momentum=0.9, name=name)
+
+
 def _conv_bn_relu(x, filters, prefix, index, strides=1):
+    if strides > 1:
+        # PyTorch's `padding=1` pads both sides; Keras "same" would pad only
+        # the bottom and right for a stride of 2 on an even size.
+        x = layers.ZeroPadding2D(1, name=f"{prefix}_pad{index}")(x)
     x = layers.Conv2D(
         filters,
         3,
         strides=strides,
-        padding="same",
+        padding="same" if strides == 1 else "valid",
         use_bias=False,
         name=f"{prefix}_conv{index}",
     )(x)
-    x = layers.BatchNormalization(epsilon=1e-5, name=f"{prefix}_bn{index}")(x)
+    x = _batch_norm(f"{prefix}_bn{index}")(x)
     return layers.ReLU(name=f"{prefix}_relu{index}")(x)
 
 
@@ -120,12 +130,12 @@ def _residual_block(x, filters, strides, prefix):
         shortcut = layers.Conv2D(
             filters, 1, strides=strides, use_bias=False, name=f"{prefix}_proj_conv"
         )(x)
-        shortcut = layers.BatchNormalization(epsilon=1e-5, name=f"{prefix}_proj_bn")(shortcut)
+        shortcut = _batch_norm(f"{prefix}_proj_bn")(shortcut)
     x = _conv_bn_relu(x, filters, prefix, 1, strides=strides)
     x = layers.Conv2D(
         filters, 3, padding="same", use_bias=False, name=f"{prefix}_conv2"
     )(x)
-    x = layers.BatchNormalization(epsilon=1e-5, name=f"{prefix}_bn2")(x)
+    x = _batch_norm(f"{prefix}_bn2")(x)
     x = layers.Add(name=f"{prefix}_add")([x, shortcut])
     return layers.ReLU(name=f"{prefix}_out")(x)
 
@@ -136,10 +146,17 @@ def _residual_block(x, filters, strides, prefix):
     description="filter bank, 32-filter stem, 3 residual blocks (64, 128, 256), GAP",
 )
 def resnet(
-    num_classes: int = 7, input_shape=INPUT_SHAPE, name: str = "resnet"
+    num_classes: int = 7,
+    input_shape=INPUT_SHAPE,
+    name: str = "resnet",
+    fixed_kernels: bool = True,
 ) -> keras.Model:
-    """The original's SimpleResNet; blocks 2 and 3 halve the resolution."""
-    inputs, x = _stem(input_shape, name, fixed_kernels=True)
+    """The original's SimpleResNet; blocks 2 and 3 halve the resolution.
+
+    `fixed_kernels=False` drops the filter bank, as the original really ran
+    (it never applied it), to load its checkpoints.
+    """
+    inputs, x = _stem(input_shape, name, fixed_kernels)
     x = _conv_bn_relu(x, 32, f"{name}_stem", 1)
     for i, (filters, strides) in enumerate(((64, 1), (128, 2), (256, 2)), start=1):
         x = _residual_block(x, filters, strides, f"{name}_block{i}")
@@ -157,9 +174,14 @@ def cbam(
     input_shape=INPUT_SHAPE,
     name: str = "cbam",
     use_max_pool: bool = False,
+    fixed_kernels: bool = True,
 ) -> keras.Model:
-    """The original's best model: conv blocks with CBAM behind the filter bank."""
-    inputs, x = _stem(input_shape, name, fixed_kernels=True)
+    """The original's best model: conv blocks with CBAM behind the filter bank.
+
+    `use_max_pool` adds the paper's max-pooled channel path to CBAM;
+    `fixed_kernels=False` drops the bank, as the original really ran.
+    """
+    inputs, x = _stem(input_shape, name, fixed_kernels)
     for i, (filters, convs) in enumerate(((64, 2), (128, 2), (256, 1)), start=1):
         prefix = f"{name}_block{i}"
         for j in range(1, convs + 1):
@@ -187,9 +209,17 @@ def get_spec(name: str) -> ModelSpec:
 
 
 def build_model(
-    name: str, num_classes: int = 7, input_shape=INPUT_SHAPE, **kwargs
+    name: str,
+    num_classes: int = 7,
+    input_shape=INPUT_SHAPE,
+    model_name: str | None = None,
+    **kwargs,
 ) -> keras.Model:
-    """Builds the uncompiled model `name` of the zoo (see `MODELS`)."""
+    """Builds the uncompiled model `name` of the zoo (see `MODELS`).
+
+    `model_name` names the Keras model and prefixes its layers (default:
+    `name`); other keyword arguments go to the builder (e.g. `use_max_pool`).
+    """
     spec = get_spec(name)
     if int(num_classes) < 2:
         raise ValueError(
@@ -201,7 +231,12 @@ def build_model(
             "The models take grey images of shape (height, width, 1). "
             f"Received: input_shape={input_shape}"
         )
-    return spec.builder(num_classes=int(num_classes), input_shape=input_shape, **kwargs)
+    return spec.builder(
+        num_classes=int(num_classes),
+        input_shape=input_shape,
+        name=model_name or name,
+        **kwargs,
+    )
 
 
 def gradcam_layer_name(model: keras.Model) -> str:

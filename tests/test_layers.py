@@ -1,0 +1,198 @@
+"""Tests of the custom layers: the fixed filter bank and CBAM."""
+
+import numpy as np
+import pytest
+from scipy import signal
+
+import keras
+from keras import ops
+
+import fer_keras
+from fer_keras.layers import CBAM, FIXED_KERNELS, FixedKernels, fixed_kernel_bank
+
+BANK_MODELS = ("kernels", "resnet", "cbam")
+
+
+def _numpy(x):
+    return ops.convert_to_numpy(x)
+
+
+def _sigmoid(x):
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+def _cbam_reference(x, squeeze, excite, spatial, use_max_pool):
+    """CBAM in plain NumPy/SciPy, written from the paper and SEED.md."""
+
+    def mlp(pooled):
+        return np.maximum(pooled @ squeeze, 0.0) @ excite
+
+    logits = mlp(x.mean(axis=(1, 2)))
+    if use_max_pool:
+        logits = logits + mlp(x.max(axis=(1, 2)))
+    x = x * _sigmoid(logits)[:, None, None, :]
+    maps = np.stack([x.max(axis=-1), x.mean(axis=-1)], axis=-1)
+    attention = np.stack(
+        [
+            sum(
+                signal.correlate2d(image[..., c], spatial[..., c, 0], mode="same")
+                for c in range(2)
+            )
+            for image in maps
+        ]
+    )
+    return x * _sigmoid(attention)[..., None]
+
+
+def test_fixed_kernels_returns_the_five_kernels():
+    kernel = _numpy(FixedKernels()((3, 3, 1, 5), dtype="float32"))
+    assert kernel.shape == (3, 3, 1, 5)
+    np.testing.assert_array_equal(kernel, fixed_kernel_bank())
+    for i, rows in enumerate(FIXED_KERNELS.values()):
+        np.testing.assert_array_equal(kernel[:, :, 0, i], np.asarray(rows, "float32"))
+
+
+@pytest.mark.parametrize("shape", [(3, 3, 3, 5), (5, 5, 1, 5), (3, 3, 1, 4), (3, 3, 5)])
+def test_fixed_kernels_rejects_other_shapes(shape):
+    with pytest.raises(ValueError, match=r"Received: shape="):
+        FixedKernels()(shape)
+
+
+def test_fixed_kernels_serializes():
+    initializer = keras.initializers.deserialize(
+        keras.initializers.serialize(FixedKernels())
+    )
+    assert isinstance(initializer, FixedKernels)
+
+
+@pytest.mark.parametrize("name", BANK_MODELS)
+def test_fixed_bank_is_a_cross_correlation(name):
+    model = fer_keras.build_model(name)
+    bank = keras.Model(model.input, model.get_layer(f"{name}_fixed_kernels").output)
+    images = np.random.default_rng(0).uniform(0, 255, (2, 48, 48, 1))
+    got = _numpy(bank(images.astype("float32")))
+
+    scaled = images[..., 0] / 127.5 - 1.0
+    want = np.stack(
+        [
+            np.stack(
+                [
+                    signal.correlate2d(image, np.asarray(k, float), mode="same")
+                    for k in FIXED_KERNELS.values()
+                ],
+                axis=-1,
+            )
+            for image in scaled
+        ]
+    )
+    assert got.shape == (2, 48, 48, 5)
+    np.testing.assert_allclose(got, want, atol=1e-4)
+
+
+def test_baseline_has_no_fixed_bank():
+    model = fer_keras.build_model("baseline")
+    assert not any("fixed_kernels" in layer.name for layer in model.layers)
+
+
+def test_fixed_bank_does_not_train():
+    model = fer_keras.build_model("kernels")
+    bank = model.get_layer("kernels_fixed_kernels")
+    conv = model.get_layer("kernels_block1_conv")
+    assert not bank.trainable
+    assert all(w is not bank.kernel for w in model.trainable_weights)
+
+    bank_before = _numpy(bank.kernel).copy()
+    conv_before = _numpy(conv.kernel).copy()
+    rng = np.random.default_rng(1)
+    x = rng.uniform(0, 255, (16, 48, 48, 1)).astype("float32")
+    y = rng.integers(0, 7, 16)
+    model.compile(
+        optimizer=keras.optimizers.Adam(1e-2),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+    )
+    model.fit(x, y, batch_size=8, epochs=2, verbose=0)
+
+    np.testing.assert_array_equal(_numpy(bank.kernel), bank_before)
+    np.testing.assert_array_equal(_numpy(bank.kernel), fixed_kernel_bank())
+    assert np.abs(_numpy(conv.kernel) - conv_before).max() > 1e-4
+
+
+@pytest.mark.parametrize("shape", [(2, 8, 8, 32), (3, 5, 7, 16), (1, 6, 6, 3)])
+def test_cbam_keeps_the_shape(shape):
+    x = np.random.default_rng(0).normal(size=shape).astype("float32")
+    layer = CBAM()
+    assert tuple(_numpy(layer(x)).shape) == shape
+    assert layer.compute_output_shape(shape) == shape
+    hidden = max(1, shape[-1] // 16)
+    assert tuple(layer.channel_squeeze.shape) == (shape[-1], hidden)
+    assert tuple(layer.channel_excite.shape) == (hidden, shape[-1])
+    assert tuple(layer.spatial_kernel.shape) == (7, 7, 2, 1)
+
+
+@pytest.mark.parametrize("use_max_pool", [False, True])
+def test_cbam_matches_numpy_reference(use_max_pool):
+    rng = np.random.default_rng(2)
+    x = rng.normal(size=(2, 9, 10, 32)).astype("float32")
+    layer = CBAM(reduction=8, use_max_pool=use_max_pool)
+    layer.build(x.shape)
+    weights = [rng.normal(size=w.shape).astype("float32") for w in layer.weights]
+    layer.set_weights(weights)
+    want = _cbam_reference(x.astype(float), *weights, use_max_pool=use_max_pool)
+    np.testing.assert_allclose(_numpy(layer(x)), want, atol=1e-5)
+
+
+def test_cbam_config_round_trip():
+    layer = CBAM(reduction=4, spatial_kernel_size=5, use_max_pool=True, name="att")
+    x = np.random.default_rng(3).normal(size=(2, 8, 8, 16)).astype("float32")
+    want = _numpy(layer(x))
+
+    clone = CBAM.from_config(layer.get_config())
+    assert clone.get_config() == layer.get_config()
+    clone.build(x.shape)
+    clone.set_weights(layer.get_weights())
+    np.testing.assert_allclose(_numpy(clone(x)), want, atol=1e-6)
+
+
+def test_cbam_max_pool_path_changes_the_output():
+    rng = np.random.default_rng(4)
+    x = rng.normal(size=(2, 8, 8, 32)).astype("float32")
+    plain = CBAM(reduction=4, use_max_pool=False)
+    paper = CBAM(reduction=4, use_max_pool=True)
+    plain.build(x.shape)
+    paper.build(x.shape)
+    # Seeded weights: with an unlucky init every hidden ReLU could be dead.
+    weights = [rng.normal(size=w.shape).astype("float32") for w in plain.weights]
+    plain.set_weights(weights)
+    paper.set_weights(weights)
+    assert np.abs(_numpy(plain(x)) - _numpy(paper(x))).max() > 1e-4
+
+
+@pytest.mark.parametrize(
+    "kwargs", [{"reduction": 0}, {"spatial_kernel_size": 4}, {"spatial_kernel_size": 0}]
+)
+def test_cbam_rejects_invalid_arguments(kwargs):
+    with pytest.raises(ValueError, match="Received:"):
+        CBAM(**kwargs)
+
+
+def test_cbam_rejects_non_image_input():
+    with pytest.raises(ValueError, match="Received: input_shape"):
+        CBAM().build((2, 16))
+
+
+def test_cbam_survives_keras_file(tmp_path):
+    inputs = keras.Input((12, 12, 32))
+    x = CBAM(reduction=8, use_max_pool=True, name="attention")(inputs)
+    outputs = keras.layers.Dense(3)(keras.layers.GlobalAveragePooling2D()(x))
+    model = keras.Model(inputs, outputs)
+    data = np.random.default_rng(5).normal(size=(2, 12, 12, 32)).astype("float32")
+    want = _numpy(model(data))
+
+    path = tmp_path / "cbam.keras"
+    model.save(path)
+    loaded = keras.saving.load_model(path)
+    assert isinstance(loaded.get_layer("attention"), CBAM)
+    assert loaded.get_layer("attention").get_config() == model.get_layer(
+        "attention"
+    ).get_config()
+    np.testing.assert_allclose(_numpy(loaded(data)), want, atol=1e-6)

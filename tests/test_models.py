@@ -1,0 +1,229 @@
+"""Tests of the model zoo: shapes, training, saving and cross-backend parity."""
+
+import os
+import pathlib
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+import keras
+from keras import ops
+
+import fer_keras
+from fer_keras.models import MODEL_REGISTRY
+from torch_reference import REFERENCES
+
+BACKENDS = ("jax", "tensorflow", "torch")
+REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
+BANK_MODELS = ("kernels", "resnet", "cbam")
+
+
+def _numpy(x):
+    return ops.convert_to_numpy(x)
+
+
+def _images(n, seed=0):
+    return np.random.default_rng(seed).uniform(0, 255, (n, 48, 48, 1)).astype("float32")
+
+
+def _randomize_batch_norm(model, seed):
+    """Random BN weights and moving statistics, so a lost statistic shows."""
+    rng = np.random.default_rng(seed)
+    ranges = {
+        "gamma": (0.5, 1.5),
+        "beta": (-0.5, 0.5),
+        "moving_mean": (-0.5, 0.5),
+        "moving_variance": (0.5, 2.0),
+    }
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            for attribute, (low, high) in ranges.items():
+                variable = getattr(layer, attribute)
+                values = rng.uniform(low, high, variable.shape)
+                variable.assign(values.astype("float32"))
+
+
+def _run_python(code, backend, *args):
+    env = {**os.environ, "KERAS_BACKEND": backend}
+    result = subprocess.run(
+        [sys.executable, "-c", code, *args],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+
+
+def test_registry_lists_the_four_models():
+    assert set(fer_keras.MODELS) == {"baseline", "kernels", "resnet", "cbam"}
+    assert tuple(MODEL_REGISTRY) == fer_keras.MODELS
+
+
+@pytest.mark.parametrize("name", fer_keras.MODELS)
+def test_predicts_logits_from_raw_pixels(name):
+    model = fer_keras.build_model(name)
+    assert model.name == name
+    assert tuple(model.input.shape) == (None, 48, 48, 1)
+
+    logits = _numpy(model(_images(3), training=False))
+    assert logits.shape == (3, 7)
+    assert np.all(np.isfinite(logits))
+
+    rescale = keras.Model(model.input, model.get_layer(f"{name}_rescale").output)
+    pixels = np.stack([np.zeros((48, 48, 1)), np.full((48, 48, 1), 255.0)])
+    scaled = _numpy(rescale(pixels.astype("float32")))
+    np.testing.assert_allclose(scaled[0], -1.0, atol=1e-6)
+    np.testing.assert_allclose(scaled[1], 1.0, atol=1e-6)
+
+
+def test_num_classes_sets_the_logits():
+    model = fer_keras.build_model("baseline", num_classes=3)
+    assert _numpy(model(_images(2), training=False)).shape == (2, 3)
+
+
+def test_unknown_name_lists_valid_names():
+    with pytest.raises(ValueError, match="Received: name='vgg'") as info:
+        fer_keras.build_model("vgg")
+    for name in fer_keras.MODELS:
+        assert name in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [{"num_classes": 1}, {"input_shape": (48, 48, 3)}, {"input_shape": (48, 48)}],
+)
+def test_invalid_build_arguments(kwargs):
+    with pytest.raises(ValueError, match="Received:"):
+        fer_keras.build_model("baseline", **kwargs)
+
+
+@pytest.mark.parametrize("name", fer_keras.MODELS)
+def test_layer_names_are_deterministic(name):
+    names = [layer.name for layer in fer_keras.build_model(name).layers]
+    assert names == [layer.name for layer in fer_keras.build_model(name).layers]
+    assert len(set(names)) == len(names)
+    for suffix in ("input", "rescale", "logits", "block1", "block3"):
+        assert any(n.startswith(f"{name}_{suffix}") for n in names), suffix
+    assert f"{name}_{MODEL_REGISTRY[name].gradcam_layer}" in names
+    assert (f"{name}_fixed_kernels" in names) == (name in BANK_MODELS)
+
+
+@pytest.mark.parametrize("name", fer_keras.MODELS)
+def test_parameter_counts_match_the_reference(name):
+    # The PyTorch reference is written from the original's description, so
+    # equal counts mean the same layer sizes; BN moving statistics and the
+    # fixed bank are Keras's non-trainable weights.
+    model = fer_keras.build_model(name)
+    reference = REFERENCES[name]()
+    trainable = sum(p.numel() for p in reference.parameters() if p.requires_grad)
+    frozen = sum(p.numel() for p in reference.parameters() if not p.requires_grad)
+    bn_stats = sum(
+        b.numel() for n, b in reference.named_buffers() if n.endswith(("_mean", "_var"))
+    )
+    trainable_keras = sum(int(np.prod(w.shape)) for w in model.trainable_weights)
+    assert trainable_keras == trainable
+    assert model.count_params() == trainable + frozen + bn_stats
+
+    if name in BANK_MODELS:
+        bank = model.get_layer(f"{name}_fixed_kernels")
+        assert not bank.trainable
+        assert frozen == 45
+        assert all(w is not bank.kernel for w in model.trainable_weights)
+
+
+def _separable_set(n=8, seed=0):
+    """Two classes told apart by which half of the face is bright."""
+    rng = np.random.default_rng(seed)
+    x = rng.uniform(0, 60, (n, 48, 48, 1))
+    y = np.arange(n) % 2
+    x[y == 0, :24] += 150
+    x[y == 1, 24:] += 150
+    return x.astype("float32"), y
+
+
+@pytest.mark.parametrize("name", fer_keras.MODELS)
+def test_a_few_steps_lower_the_loss(name):
+    keras.utils.set_random_seed(0)
+    model = fer_keras.build_model(name)
+    model.compile(
+        optimizer=keras.optimizers.Adam(1e-3),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+    )
+    x, y = _separable_set()
+    # One batch, so each epoch's loss is one step's loss on the same images.
+    losses = model.fit(x, y, batch_size=len(x), epochs=8, verbose=0).history["loss"]
+    assert np.all(np.isfinite(losses))
+    assert np.mean(losses[-2:]) < 0.6 * losses[0], losses
+
+
+@pytest.mark.parametrize("name", fer_keras.MODELS)
+def test_keras_file_round_trip(name, tmp_path):
+    model = fer_keras.build_model(name)
+    _randomize_batch_norm(model, seed=1)
+    x = _images(2)
+    want = _numpy(model(x, training=False))
+
+    path = tmp_path / f"{name}.keras"
+    model.save(path)
+    loaded = keras.saving.load_model(path)
+    assert [layer.name for layer in loaded.layers] == [
+        layer.name for layer in model.layers
+    ]
+    np.testing.assert_allclose(_numpy(loaded(x, training=False)), want, atol=1e-6)
+    for a, b in zip(loaded.weights, model.weights):
+        np.testing.assert_array_equal(_numpy(a), _numpy(b))
+
+
+_LOAD_EVERYWHERE = textwrap.dedent(
+    """
+    import sys
+
+    import numpy as np
+
+    import keras
+    import fer_keras
+
+    folder = sys.argv[1]
+    x = np.load(f"{folder}/inputs.npz")["x"]
+    logits = {}
+    for name in fer_keras.MODELS:
+        model = keras.saving.load_model(f"{folder}/{name}.keras")
+        logits[name] = keras.ops.convert_to_numpy(model(x, training=False))
+    np.savez(f"{folder}/logits_{keras.backend.backend()}.npz", **logits)
+    """
+)
+
+
+@pytest.fixture(scope="module")
+def saved_zoo(tmp_path_factory):
+    """The four models, with random weights and BN statistics, saved once."""
+    folder = tmp_path_factory.mktemp("zoo")
+    x = _images(4, seed=7)
+    logits = {}
+    for seed, name in enumerate(fer_keras.MODELS):
+        keras.utils.set_random_seed(seed)
+        model = fer_keras.build_model(name)
+        _randomize_batch_norm(model, seed)
+        logits[name] = _numpy(model(x, training=False))
+        model.save(folder / f"{name}.keras")
+    np.savez(folder / "inputs.npz", x=x)
+    return folder, logits
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_keras_files_load_under_every_backend(saved_zoo, backend):
+    # A fresh process that only imports fer_keras (no custom_objects) loads
+    # every model; under another backend the logits must match too.
+    folder, want = saved_zoo
+    _run_python(_LOAD_EVERYWHERE, backend, str(folder))
+    got = np.load(folder / f"logits_{backend}.npz")
+    for name in fer_keras.MODELS:
+        assert got[name].shape == (4, 7)
+        np.testing.assert_allclose(
+            got[name], want[name], atol=1e-4, rtol=0, err_msg=name
+        )
