@@ -18,24 +18,31 @@ def _version(package: str) -> str | None:
         return None
 
 
-def device_description() -> str:
-    """The device Keras computes on, in words (e.g. 'cpu (2 cores)' or a GPU name)."""
-    devices = keras.distribution.list_devices()
-    accelerators = [d for d in devices if not d.lower().startswith("cpu")]
-    if not accelerators:
-        return f"cpu ({os.cpu_count()} cores, {platform.processor() or platform.machine()})"
+def accelerators() -> list[str]:
+    """Names of the GPUs or TPUs the current backend computes on (empty on CPU)."""
     backend = keras.backend.backend()
+    if backend == "jax":
+        import jax
+
+        return [d.device_kind for d in jax.devices() if d.platform != "cpu"]
     if backend == "torch":
         import torch
 
-        names = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
-    elif backend == "jax":
-        import jax
+        return [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
+    if backend == "tensorflow":
+        import tensorflow as tf
 
-        names = [d.device_kind for d in jax.devices()]
-    else:
-        names = accelerators
-    return f"{len(names)} x {names[0]}" if names else ", ".join(accelerators)
+        devices = tf.config.list_logical_devices()
+        return [d.name for d in devices if d.device_type in ("GPU", "TPU")]
+    return []
+
+
+def device_description() -> str:
+    """The device Keras computes on, in words (e.g. 'cpu (2 cores)' or a GPU name)."""
+    names = accelerators()
+    if not names:
+        return f"cpu ({os.cpu_count()} cores, {platform.processor() or platform.machine()})"
+    return f"{len(names)} x {names[0]}"
 
 
 def environment_info() -> dict:

@@ -26,7 +26,7 @@ from fer_keras.classes import CLASS_NAMES
 from fer_keras.models import build_model
 from fer_keras.plots import plot_curves
 from fer_keras.recipes import OPTIMIZERS, SCHEDULES, Recipe
-from fer_keras.runinfo import environment_info
+from fer_keras.runinfo import accelerators, environment_info
 
 
 class TrainingError(RuntimeError):
@@ -169,7 +169,7 @@ def _set_precision(mixed_precision: str | None) -> str:
     if mixed_precision in (None, "", "off", "float32"):
         policy = "float32"
     elif mixed_precision == "auto":
-        policy = "mixed_float16" if _has_gpu() else "mixed_bfloat16"
+        policy = "mixed_float16" if accelerators() else "mixed_bfloat16"
     elif mixed_precision in ("bfloat16", "float16"):
         policy = f"mixed_{mixed_precision}"
     else:
@@ -179,10 +179,6 @@ def _set_precision(mixed_precision: str | None) -> str:
         )
     keras.config.set_dtype_policy(policy)
     return policy
-
-
-def _has_gpu() -> bool:
-    return any(d.startswith(("gpu", "cuda")) for d in keras.distribution.list_devices())
 
 
 def _distribution_scope(distribute: bool):

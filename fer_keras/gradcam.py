@@ -1,0 +1,404 @@
+"""Grad-CAM and Grad-CAM++ maps of any saved model, through tf-keras-vis.
+
+tf-keras-vis differentiates the model with `tf.GradientTape`, so it needs a
+model running on the TensorFlow backend. Keras 3 has one backend per process,
+fixed when Keras is imported, so:
+
+- under `KERAS_BACKEND=tensorflow` the model is used as it is, in process;
+- under jax or torch, the model (a `.keras` path, or an in-memory model that is
+  first saved to a temporary `.keras` file) is loaded in a short-lived
+  subprocess with `KERAS_BACKEND=tensorflow`, which computes the maps and
+  hands them back in an `.npz` file. A `.keras` file holds no backend-specific
+  state, so the maps are those of the very same weights. The subprocess runs
+  TensorFlow on the CPU: the parent's backend may hold the GPU's memory or the
+  TPU (which only one process may open), and maps for a grid of faces take
+  seconds on a CPU. Each call pays for importing TensorFlow (5-10 s), so pass
+  all images in one call. Arguments, layer names and the model file are
+  checked in the calling process first, so mistakes fail before that.
+
+Models saved under mixed precision are cloned to float32 first: tf-keras-vis
+cannot compute maps in bfloat16, and float32 maps are the more accurate.
+"""
+
+import importlib.util
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+import keras
+
+from fer_keras.classes import CLASS_NAMES
+from fer_keras.loading import load_model
+from fer_keras.models import gradcam_layer_name
+
+METHODS = ("gradcam", "gradcam++")
+
+_WORKER_CODE = (
+    "import sys; from fer_keras.gradcam import _worker; _worker(sys.argv[1], sys.argv[2])"
+)
+
+
+def gradcam_maps(
+    model_or_path: "keras.Model | str | os.PathLike",
+    images: np.ndarray,
+    class_indices: "int | Sequence[int] | np.ndarray | None" = None,
+    layer_name: str | None = None,
+    method: str = "gradcam",
+    batch_size: int = 64,
+) -> np.ndarray:
+    """Class activation maps of `images`, one (H, W) map in [0, 1] per image.
+
+    Args:
+        model_or_path: a Keras model, or the path of a `.keras` file saved
+            under any backend.
+        images: raw 0-255 grey images, (N, H, W, 1) or (N, H, W).
+        class_indices: the class whose map to draw, one for all images or one
+            per image; None draws the class the model predicts.
+        layer_name: the layer whose feature map is weighted; None uses the
+            last conv block (`fer_keras.models.gradcam_layer_name`).
+        method: "gradcam" or "gradcam++".
+        batch_size: images per gradient computation.
+
+    Returns:
+        float32 array (N, H, W): each map min-max scaled to [0, 1].
+    """
+    return _compute(model_or_path, images, class_indices, layer_name, method, batch_size)[
+        "maps"
+    ]
+
+
+def overlay(image: np.ndarray, cam: np.ndarray, alpha: float = 0.4,
+            colormap: str = "jet") -> np.ndarray:
+    """The map drawn in colour over the grey face, as RGB uint8 (H, W, 3).
+
+    Args:
+        image: a raw 0-255 grey image, (H, W) or (H, W, 1).
+        cam: its map, (H, W) in [0, 1].
+        alpha: weight of the map's colours against the face.
+        colormap: a Matplotlib colormap name.
+    """
+    from matplotlib import colormaps
+
+    grey = np.asarray(image, dtype="float32")
+    if grey.ndim == 3 and grey.shape[-1] == 1:
+        grey = grey[..., 0]
+    cam = np.asarray(cam, dtype="float32")
+    if grey.ndim != 2 or cam.shape != grey.shape:
+        raise ValueError(
+            "`overlay` expects a grey image (H, W) or (H, W, 1) and a map (H, W) of "
+            f"the same size. Received: image.shape={np.shape(image)}, "
+            f"cam.shape={np.shape(cam)}"
+        )
+    if not 0.0 <= alpha <= 1.0:
+        raise ValueError(f"`alpha` must lie in [0, 1]. Received: alpha={alpha}")
+    face = np.repeat(np.clip(grey, 0, 255)[..., None] / 255.0, 3, axis=-1)
+    heat = colormaps[colormap](np.clip(cam, 0.0, 1.0))[..., :3]
+    blended = (1.0 - alpha) * face + alpha * heat
+    return np.round(blended * 255.0).astype("uint8")
+
+
+def gradcam_grid(
+    model_or_path: "keras.Model | str | os.PathLike",
+    images: np.ndarray,
+    labels: np.ndarray,
+    per_class: int = 4,
+    output_path: "str | os.PathLike" = "gradcam.png",
+    seed: int = 0,
+    method: str = "gradcam",
+    layer_name: str | None = None,
+    class_names: Sequence[str] | None = None,
+) -> Path:
+    """Writes a PNG of Grad-CAM maps, `per_class` random images of each class.
+
+    One row per class; each face is titled with its true and predicted label
+    (red when wrong) and overlaid with the map of the predicted class, so one
+    sees what the model looked at when right and when wrong.
+
+    Args:
+        model_or_path: a Keras model, or a `.keras` file saved under any backend.
+        images: raw 0-255 grey images, (N, H, W, 1) or (N, H, W).
+        labels: their true classes, (N,).
+        per_class: images drawn from each class present in `labels`.
+        output_path: where to write the PNG.
+        seed: seed of the random choice of images.
+        method: "gradcam" or "gradcam++".
+        layer_name: the target layer; None uses the last conv block.
+        class_names: names of the model's classes; None uses `CLASS_NAMES`
+            for 7-class models and the class numbers otherwise.
+
+    Returns:
+        The path of the PNG.
+    """
+    images = _as_batch(images)
+    labels = np.asarray(labels).astype("int64").reshape(-1)
+    if len(labels) != len(images):
+        raise ValueError(
+            "`images` and `labels` must have the same length. Received: "
+            f"{len(images)} images and {len(labels)} labels"
+        )
+    if int(per_class) < 1:
+        raise ValueError(f"`per_class` must be at least 1. Received: per_class={per_class}")
+    per_class = int(per_class)
+    rng = np.random.default_rng(seed)
+    rows = [int(c) for c in np.unique(labels)]
+    picks = [
+        np.sort(rng.choice(np.flatnonzero(labels == c),
+                           min(per_class, int(np.sum(labels == c))), replace=False))
+        for c in rows
+    ]
+    chosen = np.concatenate(picks)
+    result = _compute(model_or_path, images[chosen], None, layer_name, method, 64)
+    predictions = result["logits"].argmax(axis=-1)
+    num_classes = result["logits"].shape[-1]
+    if class_names is None:
+        class_names = CLASS_NAMES if num_classes == len(CLASS_NAMES) else [
+            str(i) for i in range(num_classes)
+        ]
+    if len(class_names) < max(num_classes, max(rows) + 1):
+        raise ValueError(
+            f"`class_names` must name all {max(num_classes, max(rows) + 1)} classes. "
+            f"Received: class_names={list(class_names)}"
+        )
+
+    from fer_keras.plots import _pyplot
+
+    plt = _pyplot()
+    fig, axes = plt.subplots(len(rows), per_class, squeeze=False, layout="constrained",
+                             figsize=(max(1.9 * per_class, 3.8), 2.15 * len(rows) + 0.6))
+    k = 0
+    for r, pick in enumerate(picks):
+        for col in range(per_class):
+            ax = axes[r, col]
+            ax.axis("off")
+            if col >= len(pick):
+                continue
+            true, pred = labels[chosen[k]], predictions[k]
+            ax.imshow(overlay(images[chosen[k]], result["maps"][k]))
+            ax.set_title(f"true {class_names[true]}\npred {class_names[pred]}", fontsize=9,
+                         color="tab:green" if true == pred else "tab:red")
+            k += 1
+    fig.suptitle(f"{'Grad-CAM++' if method == 'gradcam++' else 'Grad-CAM'} of the "
+                 f"predicted class\nlayer {result['layer']}", fontsize=10)
+    output_path = Path(output_path)
+    output_path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(output_path, dpi=110)
+    plt.close(fig)
+    return output_path
+
+
+def _as_batch(images) -> np.ndarray:
+    images = np.asarray(images, dtype="float32")
+    if images.ndim == 3:
+        images = images[..., None]
+    if images.ndim != 4 or len(images) == 0:
+        raise ValueError(
+            "Expected a non-empty batch of grey images of shape (N, H, W, 1) or "
+            f"(N, H, W). Received: images.shape={images.shape}"
+        )
+    return images
+
+
+def _check_installed() -> None:
+    missing = [name for name, module in (("tensorflow", "tensorflow"),
+                                         ("tf-keras-vis", "tf_keras_vis"))
+               if importlib.util.find_spec(module) is None]
+    if missing:
+        raise ImportError(
+            f"Grad-CAM is computed with tf-keras-vis on TensorFlow, and {' and '.join(missing)} "
+            f"{'is' if len(missing) == 1 else 'are'} not installed. Install with "
+            f"`pip install {' '.join(missing)}` (any Keras backend can stay in use)."
+        )
+
+
+def _check_method(method) -> None:
+    if method not in METHODS:
+        raise ValueError(
+            f"Unknown Grad-CAM method. Expected one of: {', '.join(METHODS)}. "
+            f"Received: method={method!r}"
+        )
+
+
+def _resolve_layer(model: keras.Model, layer_name: str | None) -> str:
+    """The target layer's name; a clear error for one that does not exist or
+    has no spatial output to weight."""
+    if layer_name is None:
+        return gradcam_layer_name(model)
+    spatial = [layer.name for layer in model.layers if _output_rank(layer) == 4]
+    names = [layer.name for layer in model.layers]
+    if layer_name not in names:
+        raise ValueError(
+            f"Model {model.name!r} has no layer {layer_name!r}. Layers with a spatial "
+            f"output that Grad-CAM can use include: {', '.join(spatial[-8:]) or 'none'}. "
+            f"Received: layer_name={layer_name!r}"
+        )
+    if layer_name not in spatial:
+        raise ValueError(
+            "Grad-CAM needs a layer whose output is a feature map (batch, height, width, "
+            f"channels). Layers that qualify include: {', '.join(spatial[-8:]) or 'none'}. "
+            f"Received: layer_name={layer_name!r}"
+        )
+    return layer_name
+
+
+def _output_rank(layer) -> int:
+    try:
+        return len(layer.output.shape)
+    except (AttributeError, ValueError):
+        return -1
+
+
+def _compute(model_or_path, images, class_indices, layer_name, method, batch_size) -> dict:
+    """Maps, logits and the layer used, in process or in a TensorFlow subprocess.
+
+    Everything is checked here, under the current backend, so that mistakes
+    fail fast with a clear error before a TensorFlow process is started.
+    """
+    _check_method(method)
+    images = _as_batch(images)
+    if int(batch_size) < 1:
+        raise ValueError(f"`batch_size` must be at least 1. Received: batch_size={batch_size}")
+    _check_installed()
+    model = model_or_path
+    if not isinstance(model, keras.Model):
+        model = load_model(model_or_path, num_classes=None)
+    layer = _resolve_layer(model, layer_name)
+    if class_indices is not None:
+        class_indices = _check_class_indices(class_indices, len(images),
+                                             int(model.outputs[0].shape[-1]))
+    if keras.backend.backend() == "tensorflow":
+        return _tf_compute(model, images, class_indices, layer, method, int(batch_size))
+    with tempfile.TemporaryDirectory(prefix="fer_keras_gradcam_") as tmp:
+        if isinstance(model_or_path, keras.Model):
+            model_path = Path(tmp) / "model.keras"
+            model.save(model_path)
+        else:
+            model_path = Path(model_or_path).resolve()
+        return _tensorflow_subprocess(Path(tmp), model_path, images, class_indices, layer,
+                                      method, int(batch_size))
+
+
+def _check_class_indices(class_indices, count: int, num_classes: int) -> np.ndarray:
+    class_indices = np.asarray(class_indices)
+    if class_indices.ndim == 0:
+        class_indices = np.full(count, class_indices)
+    if class_indices.shape != (count,) or not np.issubdtype(class_indices.dtype, np.integer):
+        raise ValueError(
+            "`class_indices` must be one integer class or one per image. Received: "
+            f"{count} images and class_indices of shape {class_indices.shape}, "
+            f"dtype {class_indices.dtype}"
+        )
+    if np.any((class_indices < 0) | (class_indices >= num_classes)):
+        raise ValueError(
+            f"`class_indices` must lie in [0, {num_classes}) for a model with "
+            f"{num_classes} outputs. Received: class_indices={np.unique(class_indices).tolist()}"
+        )
+    return class_indices.astype("int64")
+
+
+def _tensorflow_subprocess(tmp: Path, model_path: Path, images, class_indices, layer, method,
+                           batch_size) -> dict:
+    """Runs `_tf_compute` on the `.keras` file in a process with KERAS_BACKEND=tensorflow."""
+    request, response = tmp / "request.npz", tmp / "response.npz"
+    np.savez(
+        request,
+        model_path=str(model_path),
+        images=images,
+        class_indices=np.zeros(0, "int64") if class_indices is None else class_indices,
+        has_class_indices=class_indices is not None,
+        layer=layer,
+        method=method,
+        batch_size=batch_size,
+    )
+    env = dict(os.environ, KERAS_BACKEND="tensorflow", TF_USE_LEGACY_KERAS="0")
+    package_root = str(Path(__file__).resolve().parents[1])
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
+    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    done = subprocess.run(
+        [sys.executable, "-c", _WORKER_CODE, str(request), str(response)],
+        env=env, capture_output=True, text=True,
+    )
+    if done.returncode != 0 or not response.exists():
+        raise RuntimeError(
+            "Computing the Grad-CAM maps with TensorFlow in a subprocess failed "
+            f"(exit code {done.returncode}). Its output ends with:\n{done.stderr[-3000:]}"
+        )
+    with np.load(response) as result:
+        return {"maps": result["maps"], "logits": result["logits"], "layer": layer}
+
+
+def _worker(request_path: str, response_path: str) -> None:
+    """The subprocess' entry point, under KERAS_BACKEND=tensorflow."""
+    import tensorflow as tf
+
+    # The parent's backend may hold the GPU or TPU; a few maps are quick on CPU.
+    tf.config.set_visible_devices([], "GPU")
+    with np.load(request_path) as request:
+        args = {key: request[key] for key in request.files}
+    result = _tf_compute(
+        load_model(str(args["model_path"]), num_classes=None),
+        args["images"],
+        args["class_indices"] if bool(args["has_class_indices"]) else None,
+        str(args["layer"]),
+        str(args["method"]),
+        int(args["batch_size"]),
+    )
+    np.savez(response_path, maps=result["maps"], logits=result["logits"])
+
+
+def _tf_compute(model, images, class_indices, layer, method, batch_size) -> dict:
+    """The maps by tf-keras-vis; needs the TensorFlow backend."""
+    import tensorflow as tf
+    from tf_keras_vis.gradcam import Gradcam, GradcamPlusPlus
+    from tf_keras_vis.utils.model_modifiers import ReplaceToLinear
+    from tf_keras_vis.utils.scores import CategoricalScore
+
+    if tf.keras.Model is not keras.Model:
+        raise RuntimeError(
+            "tf-keras-vis builds its models with `tf.keras`, which is Keras 2 (tf_keras) "
+            "here, not the Keras 3 of fer_keras. Unset TF_USE_LEGACY_KERAS. Received: "
+            f"TF_USE_LEGACY_KERAS={os.environ.get('TF_USE_LEGACY_KERAS')!r}"
+        )
+    model = _float32(model)
+    logits = np.concatenate([
+        keras.ops.convert_to_numpy(model(images[i:i + batch_size], training=False))
+        for i in range(0, len(images), batch_size)
+    ]).astype("float32")
+    if class_indices is None:
+        class_indices = logits.argmax(axis=-1)
+    # Softmax saturates, so its gradients say little: weight the logits instead.
+    ends_in_softmax = getattr(model.layers[-1], "activation", None) is keras.activations.softmax
+    visualizer = (GradcamPlusPlus if method == "gradcam++" else Gradcam)(
+        model, model_modifier=ReplaceToLinear() if ends_in_softmax else None
+    )
+    maps = []
+    for start in range(0, len(images), batch_size):
+        batch = images[start:start + batch_size]
+        cams = visualizer(
+            CategoricalScore([int(c) for c in class_indices[start:start + batch_size]]),
+            batch,
+            penultimate_layer=layer,
+            seek_penultimate_conv_layer=False,
+        )
+        maps.append(np.asarray(cams).reshape(batch.shape[:3]))
+    maps = np.clip(np.nan_to_num(np.concatenate(maps)), 0.0, 1.0).astype("float32")
+    return {"maps": maps, "logits": logits, "layer": layer}
+
+
+def _float32(model: keras.Model) -> keras.Model:
+    """`model`, or a float32 clone with the same weights if it uses mixed precision."""
+    if all(layer.compute_dtype == "float32" for layer in model.layers):
+        return model
+
+    def as_float32(layer):
+        config = layer.get_config()
+        config["dtype"] = "float32"
+        return layer.__class__.from_config(config)
+
+    clone = keras.models.clone_model(model, clone_function=as_float32)
+    clone.set_weights(model.get_weights())
+    return clone

@@ -1,0 +1,210 @@
+"""Grad-CAM under every backend, on a task where the right answer is known.
+
+The class of each image is the quadrant in which a bright square sits, so a
+model that learned the task must look at the square: its map for the true
+class peaks there, and its map for another class does not weigh the square
+as much. Under jax and torch every map comes from a TensorFlow subprocess.
+"""
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import keras
+
+import fer_keras
+from fer_keras import gradcam
+from fer_keras.loading import ModelFileError
+
+SQUARE = 10
+MARGIN = 3  # a 12x12 feature map upsampled to 48x48 blurs the peak by ~4 pixels
+
+
+def quadrant_images(count, seed):
+    """Noisy 48x48 images, each with a bright square in the quadrant of its class."""
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, 4, count)
+    images = rng.uniform(0, 80, (count, 48, 48, 1)).astype("float32")
+    corners = []
+    for image, label in zip(images, labels):
+        top = (label // 2) * 24 + rng.integers(2, 24 - SQUARE - 1)
+        left = (label % 2) * 24 + rng.integers(2, 24 - SQUARE - 1)
+        image[top:top + SQUARE, left:left + SQUARE] = rng.uniform(200, 255, (SQUARE, SQUARE, 1))
+        corners.append((top, left))
+    return images, labels.astype("int32"), corners
+
+
+def peak_on_square(cam, corner):
+    row, col = np.unravel_index(np.argmax(cam), cam.shape)
+    top, left = corner
+    return (top - MARGIN <= row < top + SQUARE + MARGIN
+            and left - MARGIN <= col < left + SQUARE + MARGIN)
+
+
+def mass_on_square(cam, corner):
+    top, left = corner
+    return cam[top:top + SQUARE, left:left + SQUARE].sum() / max(cam.sum(), 1e-9)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    keras.utils.set_random_seed(0)
+    images, labels, _ = quadrant_images(256, seed=0)
+    model = fer_keras.build_model("baseline", num_classes=4)
+    model.compile(
+        optimizer=keras.optimizers.Adam(1e-3),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+    )
+    model.fit(images, labels, batch_size=32, epochs=2, verbose=0)
+    path = tmp_path_factory.mktemp("model") / "quadrants.keras"
+    model.save(path)
+    test_images, test_labels, corners = quadrant_images(16, seed=1)
+    predictions = model.predict(test_images, verbose=0).argmax(axis=-1)
+    assert (predictions == test_labels).mean() >= 0.9, "the tiny task was not learned"
+    return model, path, test_images, test_labels, corners
+
+
+@pytest.fixture(scope="module")
+def default_maps(trained):
+    model, _, images, _, _ = trained
+    return gradcam.gradcam_maps(model, images)
+
+
+def test_maps_have_the_image_size_and_lie_in_unit_range(default_maps, trained):
+    assert default_maps.shape == (16, 48, 48)
+    assert default_maps.dtype == np.float32
+    assert np.isfinite(default_maps).all()
+    assert default_maps.min() >= 0.0 and default_maps.max() <= 1.0
+    assert np.allclose(default_maps.max(axis=(1, 2)), 1.0, atol=1e-3)
+
+
+def test_map_of_the_predicted_class_peaks_on_the_square(default_maps, trained):
+    corners = trained[4]
+    assert all(peak_on_square(cam, c) for cam, c in zip(default_maps, corners))
+    # The square covers 100 of 2304 pixels; a model that looks at it puts
+    # far more than that share of the map there.
+    assert min(mass_on_square(cam, c) for cam, c in zip(default_maps, corners)) > 0.2
+
+
+def test_class_indices_from_a_saved_file(default_maps, trained):
+    _, path, images, labels, corners = trained
+    other = (labels + 1) % 4
+    maps = gradcam.gradcam_maps(path, np.concatenate([images, images]),
+                                class_indices=np.concatenate([labels, other]))
+    true_maps, other_maps = maps[:16], maps[16:]
+    # The model predicts the true classes, the default target.
+    np.testing.assert_allclose(true_maps, default_maps, atol=1e-3)
+    for true_map, other_map, corner in zip(true_maps, other_maps, corners):
+        assert mass_on_square(true_map, corner) > mass_on_square(other_map, corner)
+
+
+def test_gradcam_plus_plus_on_a_named_layer_of_a_mixed_precision_model(trained, tmp_path):
+    model, _, images, _, corners = trained
+    keras.config.set_dtype_policy("mixed_bfloat16")
+    try:
+        mixed = fer_keras.build_model("baseline", num_classes=4)
+    finally:
+        keras.config.set_dtype_policy("float32")
+    mixed.set_weights(model.get_weights())
+    mixed.save(tmp_path / "mixed.keras")
+    maps = gradcam.gradcam_maps(tmp_path / "mixed.keras", images[:, :, :, 0],
+                                layer_name="baseline_block2_conv", method="gradcam++")
+    assert maps.shape == (16, 48, 48)
+    assert np.isfinite(maps).all() and maps.min() >= 0.0 and maps.max() <= 1.0
+    assert sum(peak_on_square(cam, c) for cam, c in zip(maps, corners)) >= 14
+
+
+def test_unknown_layer(trained):
+    model, path, images, _, _ = trained
+    for model_or_path in (model, path):
+        with pytest.raises(ValueError, match=r"no layer 'nope'.*baseline_block3_conv.*"
+                                             r"Received: layer_name='nope'"):
+            gradcam.gradcam_maps(model_or_path, images[:2], layer_name="nope")
+
+
+def test_layer_without_a_feature_map(trained):
+    model, _, images, _, _ = trained
+    with pytest.raises(ValueError, match=r"feature map.*Received: layer_name='baseline_fc'"):
+        gradcam.gradcam_maps(model, images[:2], layer_name="baseline_fc")
+
+
+def test_bad_arguments(trained, tmp_path):
+    model, _, images, _, _ = trained
+    with pytest.raises(ValueError, match="Received: method='cam'"):
+        gradcam.gradcam_maps(model, images[:2], method="cam")
+    with pytest.raises(ValueError, match=r"Received: images.shape=\(48, 48\)"):
+        gradcam.gradcam_maps(model, images[0, :, :, 0])
+    with pytest.raises(ValueError, match="one integer class or one per image"):
+        gradcam.gradcam_maps(model, images[:2], class_indices=[0, 1, 2])
+    with pytest.raises(ValueError, match=r"in \[0, 4\).*Received: class_indices=\[4\]"):
+        gradcam.gradcam_maps(model, images[:2], class_indices=4)
+    with pytest.raises(ModelFileError, match="not found"):
+        gradcam.gradcam_maps(tmp_path / "missing.keras", images[:2])
+
+
+def test_missing_tf_keras_vis_says_how_to_install(trained, monkeypatch):
+    import importlib.util
+
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "tf_keras_vis" else find_spec(name, *a))
+    with pytest.raises(ImportError, match="pip install tf-keras-vis"):
+        gradcam.gradcam_maps(trained[0], trained[2][:2])
+
+
+@pytest.mark.skipif(keras.backend.backend() != "tensorflow",
+                    reason="TensorFlow-side logic, the same in the subprocess; run once")
+def test_softmax_output_is_explained_through_its_logits():
+    def tiny(activation):
+        inputs = keras.Input((48, 48, 1))
+        x = keras.layers.Conv2D(6, 3, activation="relu", name="conv1")(inputs)
+        x = keras.layers.Conv2D(6, 3, name="conv2")(x)
+        x = keras.layers.GlobalAveragePooling2D()(x)
+        return keras.Model(inputs, keras.layers.Dense(3, activation=activation)(x))
+
+    keras.utils.set_random_seed(0)
+    logits_model, softmax_model = tiny(None), tiny("softmax")
+    softmax_model.set_weights(logits_model.get_weights())
+    images = np.random.default_rng(0).uniform(0, 255, (4, 48, 48, 1)).astype("float32")
+    np.testing.assert_allclose(
+        gradcam.gradcam_maps(softmax_model, images, class_indices=[0, 1, 2, 0]),
+        gradcam.gradcam_maps(logits_model, images, class_indices=[0, 1, 2, 0]),
+        atol=1e-5,
+    )
+
+
+def test_failed_subprocess_says_why(trained, tmp_path, monkeypatch):
+    _, path, images, _, _ = trained
+    monkeypatch.setattr(gradcam, "_WORKER_CODE",
+                        "import sys; sys.stderr.write('no TensorFlow today'); sys.exit(3)")
+    with pytest.raises(RuntimeError, match=r"(?s)exit code 3.*no TensorFlow today"):
+        gradcam._tensorflow_subprocess(tmp_path, path, images[:2], None,
+                                       "baseline_block3_conv", "gradcam", 8)
+
+
+def test_overlay_colours_hot_regions_red_and_cold_ones_blue():
+    face = np.full((48, 48, 1), 128, dtype="uint8")
+    cam = np.zeros((48, 48), "float32")
+    cam[:24] = 1.0
+    rgb = gradcam.overlay(face, cam)
+    assert rgb.shape == (48, 48, 3) and rgb.dtype == np.uint8
+    hot, cold = rgb[10, 10].astype(int), rgb[40, 40].astype(int)
+    assert hot[0] > hot[2] + 40 and cold[2] > cold[0] + 40
+    with pytest.raises(ValueError,
+                       match=r"Received: image.shape=\(48, 48, 1\), cam.shape=\(24, 24\)"):
+        gradcam.overlay(face, cam[:24, :24])
+
+
+def test_grid_png(trained, tmp_path):
+    path = trained[1]
+    images, labels, _ = quadrant_images(40, seed=2)
+    labels[labels == 3] = 2  # class 3 absent: three rows
+    keep = np.concatenate([np.flatnonzero(labels != 1), np.flatnonzero(labels == 1)[:2]])
+    output = gradcam.gradcam_grid(path, images[keep], labels[keep], per_class=3,
+                                  output_path=tmp_path / "eval" / "gradcam.png", seed=0,
+                                  class_names=["top-left", "top-right", "bottom-left",
+                                               "bottom-right"])
+    assert output == tmp_path / "eval" / "gradcam.png"
+    assert output.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    width, height = Image.open(output).size
+    assert height > width > 300  # three rows of three, the second row short of one
