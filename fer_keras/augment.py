@@ -1,0 +1,246 @@
+"""Training-time augmentation as Keras preprocessing layers.
+
+`build_augmentation(name)` returns a `keras.layers.Pipeline` that takes a
+batch of 0-255 grey images and returns float32 0-255 images of the same
+shape. Every layer in it is a Keras image preprocessing layer, so the
+pipeline runs inside `tf.data` under any `KERAS_BACKEND` and, outside it, on
+backend tensors.
+
+Geometric augmentation is one layer, `RandomAffine`: flip, rotation and
+resized crop composed into a single affine warp. Keras ships them as
+separate layers (`RandomFlip`, `RandomRotation`, `RandomZoom`), each its own
+warp of the whole batch; on a 2-core CPU two bilinear warps cost more than
+the model's input pipeline can afford, and every warp also blurs the image
+once more.
+"""
+
+import math
+from typing import Callable
+
+import keras
+
+
+@keras.saving.register_keras_serializable(package="fer_keras")
+class RandomAffine(keras.layers.RandomRotation):
+    """Random flip, rotation and resized crop of a batch, as one affine warp.
+
+    The crop follows torchvision's `RandomResizedCrop`, which the original
+    project described: it keeps a random `scale` fraction of the image area
+    with a random aspect ratio in `ratio`, at a random position, resized
+    back to the input size. The crop window is rotated by up to `rotation`
+    degrees either way, may be moved by up to `translation` of the image
+    size beyond the image (filled by `fill_mode`), and is mirrored left to
+    right half of the time when `horizontal_flip` is set.
+
+    It is a `RandomRotation` with a different random matrix: that keeps the
+    machinery that makes a Keras preprocessing layer safe in `tf.data`
+    under any backend (backend switching, per-backend seed generators) and
+    the same warp kernel.
+
+    Args:
+        rotation: largest rotation in degrees, either way.
+        scale: range of the kept area, as a fraction of the image area,
+            within (0, 1].
+        ratio: range of the crop's width / height.
+        translation: how far the crop centre may move beyond the crop that
+            still fits in the image, as a fraction of the image size.
+        horizontal_flip: whether to mirror half of the images.
+        fill_mode: how points outside the image are filled, one of
+            "reflect", "wrap", "constant", "nearest".
+        interpolation: "bilinear" or "nearest".
+        fill_value: the value used with `fill_mode="constant"`.
+        seed: integer seed of the layer's random stream.
+    """
+
+    def __init__(
+        self,
+        rotation: float = 10.0,
+        scale: tuple[float, float] = (0.8, 1.0),
+        ratio: tuple[float, float] = (3 / 4, 4 / 3),
+        translation: float = 0.0,
+        horizontal_flip: bool = True,
+        fill_mode: str = "reflect",
+        interpolation: str = "bilinear",
+        fill_value: float = 0.0,
+        seed: int | None = None,
+        **kwargs,
+    ):
+        if not 0.0 <= rotation <= 180.0:
+            raise ValueError(
+                "`rotation` must be in degrees, between 0 and 180. "
+                f"Received: rotation={rotation}"
+            )
+        scale = tuple(float(s) for s in scale)
+        if len(scale) != 2 or not 0.0 < scale[0] <= scale[1] <= 1.0:
+            raise ValueError(
+                "`scale` must be a pair (low, high) with 0 < low <= high <= 1. "
+                f"Received: scale={scale}"
+            )
+        ratio = tuple(float(r) for r in ratio)
+        if len(ratio) != 2 or not 0.0 < ratio[0] <= ratio[1]:
+            raise ValueError(
+                "`ratio` must be a pair (low, high) with 0 < low <= high. "
+                f"Received: ratio={ratio}"
+            )
+        if not 0.0 <= translation < 1.0:
+            raise ValueError(
+                "`translation` must be a fraction in [0, 1). "
+                f"Received: translation={translation}"
+            )
+        super().__init__(
+            factor=rotation / 360.0,
+            fill_mode=fill_mode,
+            interpolation=interpolation,
+            seed=seed,
+            fill_value=fill_value,
+            **kwargs,
+        )
+        self.rotation = float(rotation)
+        self.scale = scale
+        self.ratio = ratio
+        self.translation = float(translation)
+        self.horizontal_flip = bool(horizontal_flip)
+
+    def get_random_transformation(self, data, training=True, seed=None):
+        if not training:
+            return None
+        images = data["images"] if isinstance(data, dict) else data
+        ops = self.backend
+        shape = ops.core.shape(images)
+        unbatched = len(shape) == 3
+        batch_size = 1 if unbatched else shape[0]
+        if self.data_format == "channels_last":
+            height, width = shape[-3], shape[-2]
+        else:
+            height, width = shape[-2], shape[-1]
+        if seed is None:
+            seed = self._get_seed_generator(ops._backend)
+
+        # One draw per image for all six parameters keeps the graph small.
+        u = ops.random.uniform((batch_size, 6), seed=seed)
+        angle = math.radians(self.rotation) * (2.0 * u[:, 0] - 1.0)
+        area = self.scale[0] + (self.scale[1] - self.scale[0]) * u[:, 1]
+        low, high = math.log(self.ratio[0]), math.log(self.ratio[1])
+        aspect = ops.numpy.exp(low + (high - low) * u[:, 2])
+        crop_w = ops.numpy.minimum(ops.numpy.sqrt(area * aspect), 1.0)
+        crop_h = ops.numpy.minimum(ops.numpy.sqrt(area / aspect), 1.0)
+        shift_x = (u[:, 3] - 0.5) * (1.0 - crop_w + 2.0 * self.translation)
+        shift_y = (u[:, 4] - 0.5) * (1.0 - crop_h + 2.0 * self.translation)
+        if self.horizontal_flip:
+            flip = ops.numpy.where(u[:, 5] < 0.5, -1.0, 1.0)
+        else:
+            flip = ops.numpy.ones_like(u[:, 5])
+
+        # The matrix maps output pixels to input pixels: centre the output,
+        # flip and scale it to the crop size, rotate, then move it to the
+        # crop centre.
+        width = ops.cast(width, "float32")
+        height = ops.cast(height, "float32")
+        cx, cy = (width - 1.0) / 2.0, (height - 1.0) / 2.0
+        cos, sin = ops.numpy.cos(angle), ops.numpy.sin(angle)
+        a0 = cos * flip * crop_w
+        a1 = -sin * crop_h
+        b0 = sin * flip * crop_w
+        b1 = cos * crop_h
+        a2 = cx + shift_x * width - a0 * cx - a1 * cy
+        b2 = cy + shift_y * height - b0 * cx - b1 * cy
+        zeros = ops.numpy.zeros_like(a0)
+        matrix = ops.numpy.stack([a0, a1, a2, b0, b1, b2, zeros, zeros], axis=1)
+        if unbatched:
+            matrix = ops.numpy.squeeze(matrix, axis=0)
+        return {"rotation_matrix": matrix, "angle": angle}
+
+    def transform_bounding_boxes(self, bounding_boxes, transformation, training=True):
+        raise NotImplementedError(
+            "RandomAffine transforms images only; it does not move bounding boxes."
+        )
+
+    def get_config(self):
+        config = super().get_config()
+        config.pop("factor")
+        config.update(
+            {
+                "rotation": self.rotation,
+                "scale": self.scale,
+                "ratio": self.ratio,
+                "translation": self.translation,
+                "horizontal_flip": self.horizontal_flip,
+            }
+        )
+        return config
+
+
+def _none(seed: int) -> None:
+    return None
+
+
+def _seed(seed: int) -> keras.layers.Pipeline:
+    """The original's described augmentation: flip, +/-10 degrees, crop 0.8-1.0.
+
+    Only thin corners fall outside the image here; "nearest" fills them
+    without black wedges and warps 15-25% faster than "reflect" on CPU.
+    """
+    return keras.layers.Pipeline(
+        [
+            RandomAffine(
+                rotation=10.0,
+                scale=(0.8, 1.0),
+                fill_mode="nearest",
+                seed=seed,
+                name="seed_affine",
+            )
+        ],
+        name="seed_augmentation",
+    )
+
+
+def _strong(seed: int) -> keras.layers.Pipeline:
+    """Stronger geometry plus photometric changes and occlusion by erasing."""
+    return keras.layers.Pipeline(
+        [
+            RandomAffine(
+                rotation=15.0,
+                scale=(0.6, 1.0),
+                translation=0.1,
+                fill_mode="reflect",
+                seed=seed,
+                name="strong_affine",
+            ),
+            keras.layers.RandomBrightness(
+                0.15, value_range=(0, 255), seed=seed + 1, name="strong_brightness"
+            ),
+            keras.layers.RandomContrast(
+                0.25, value_range=(0, 255), seed=seed + 2, name="strong_contrast"
+            ),
+            keras.layers.RandomErasing(
+                factor=(0.5, 0.5),
+                scale=(0.02, 0.15),
+                fill_value=127.5,
+                value_range=(0, 255),
+                seed=seed + 3,
+                name="strong_erasing",
+            ),
+        ],
+        name="strong_augmentation",
+    )
+
+
+AUGMENTATIONS: dict[str, Callable[[int], keras.layers.Pipeline | None]] = {
+    "none": _none,
+    "seed": _seed,
+    "strong": _strong,
+}
+
+
+def build_augmentation(name: str, seed: int = 0) -> keras.layers.Pipeline | None:
+    """A fresh augmentation pipeline `name` of `AUGMENTATIONS` (None for "none").
+
+    Fresh layers start their random stream at `seed`, so two pipelines built
+    with the same seed augment the same batches the same way.
+    """
+    if name not in AUGMENTATIONS:
+        raise ValueError(
+            f"Unknown augmentation {name!r}. Expected one of: "
+            f"{', '.join(AUGMENTATIONS)}. Received: name={name!r}"
+        )
+    return AUGMENTATIONS[name](int(seed))
