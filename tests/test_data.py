@@ -622,9 +622,9 @@ def test_training_dataset_is_deterministic_for_a_seed():
 
 
 def test_training_augmentation_changes_images_but_not_shape_or_range():
-    images, labels = id_images(64)
-    images = np.tile(np.linspace(0, 255, 48, dtype=np.uint8)[None, :, None], (48, 1, 1))
-    images = np.repeat(images[None], 64, axis=0)
+    _, labels = id_images(64)
+    gradient = np.linspace(0, 255, 48).astype(np.uint8)
+    images = np.tile(gradient[None, None, :, None], (64, 48, 1, 1))
     plain = data.make_dataset(images, labels, batch_size=32, training=True, seed=0)
     augmented = data.make_dataset(
         images, labels, batch_size=32, training=True, augment="seed", seed=0
