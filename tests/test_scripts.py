@@ -18,6 +18,9 @@ BACKEND = keras.backend.backend()
 OTHER = BACKENDS[(BACKENDS.index(BACKEND) + 1) % 3]
 
 pytestmark = pytest.mark.slow
+# Argument and error handling does not depend on the backend: checked in one pass.
+once = pytest.mark.skipif(BACKEND != "tensorflow", reason="backend-independent; "
+                          "runs in the tensorflow pass of the suite")
 
 
 def run_script(script, *args, backend=BACKEND, env_backend=None, check=True):
@@ -72,6 +75,7 @@ def test_evaluate_under_each_backend(trained, data_dir, tmp_path, backend):
         assert (tmp_path / png).exists()
 
 
+@once
 def test_evaluate_compares_several_models(trained, data_dir, tmp_path):
     out, _ = trained
     model = str(out / "model.keras")
@@ -81,12 +85,14 @@ def test_evaluate_compares_several_models(trained, data_dir, tmp_path):
     assert result.stdout.count("model.keras") >= 2
 
 
+@once
 def test_backend_disagreement_is_an_error():
     result = run_script("train.py", backend=OTHER, env_backend=BACKEND, check=False)
     assert result.returncode != 0
     assert f"KERAS_BACKEND={BACKEND} disagrees with --backend {OTHER}" in result.stderr
 
 
+@once
 def test_missing_data_folder_is_one_clear_line(tmp_path):
     result = run_script("train.py", "--data-dir", str(tmp_path / "missing"), check=False)
     assert result.returncode != 0
@@ -94,11 +100,13 @@ def test_missing_data_folder_is_one_clear_line(tmp_path):
     assert str(tmp_path / "missing") in result.stderr
 
 
+@once
 def test_unknown_model_lists_choices():
     result = run_script("train.py", "--model", "vgg", check=False)
     assert result.returncode == 2 and "cbam" in result.stderr
 
 
+@once
 def test_evaluate_rejects_a_file_that_is_not_a_model(tmp_path, data_dir):
     bad = tmp_path / "model.keras"
     bad.write_text("not a model")

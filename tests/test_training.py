@@ -85,7 +85,7 @@ def test_history_rows_beyond_the_backup_are_dropped(data_dir, tmp_path):
 
 def test_nan_loss_stops_with_clear_error(data_dir, tmp_path):
     config = _config(data_dir, tmp_path / "run", epochs=2)
-    config.recipe = config.recipe.replace(lr=1e12, weight_decay=0.0)
+    config.recipe = config.recipe.replace(lr=float("inf"), weight_decay=0.0)
     with pytest.raises(training.TrainingError, match="NaN"):
         training.train(config)
 
