@@ -1,0 +1,300 @@
+"""Prediction speed of `fer_keras.inference.Predictor`: one face, and batches.
+
+For each backend it measures the latency of one 48x48 face (p50, p99; what a
+webcam loop feels), the throughput of batches of raw images, and, to show
+what the predictor saves, `model.predict` on one face. The model is a
+`.keras` file (`--model-path`), or a zoo model with random weights
+(`--model`; the speed does not depend on the weights).
+
+Without `--backends`, it runs in this process under the current Keras
+backend. With it, each backend runs in its own process; the processes load
+and compile one after the other, then measure in turn, round after round,
+so the load of other processes on a shared machine falls on all of them.
+
+Example:
+
+    KERAS_BACKEND=jax python benchmarks/bench_predict.py --model cbam
+    python benchmarks/bench_predict.py --backends jax,tensorflow,torch --json predict.json
+"""
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from bench_train import (  # noqa: E402  (the sibling script, shared machinery)
+    BACKENDS,
+    WorkerProcess,
+    hardware_info,
+    listed,
+    send,
+    serve,
+    versions,
+)
+
+
+class _PredictRunner:
+    """One backend's predictor and the measurements the driver asks for."""
+
+    def __init__(self, config: dict):
+        import numpy as np
+
+        import keras
+
+        from fer_keras.inference import Predictor
+        from fer_keras.models import build_model
+
+        start = time.perf_counter()
+        if config["model_path"]:
+            from fer_keras.loading import load_model
+
+            model = load_model(config["model_path"])
+        else:
+            keras.utils.set_random_seed(0)
+            model = build_model(config["model"])
+        self.load_s = time.perf_counter() - start
+        self.model = model
+        self.predictor = Predictor(model, batch_size=config["batch_size"])
+        rng = np.random.default_rng(0)
+        self.faces = rng.integers(0, 256, (64, 48, 48), dtype=np.uint8)
+        self.batch = rng.integers(0, 256, (config["batch_images"], 48, 48, 1), dtype=np.uint8)
+        self.backend = keras.backend.backend()
+        self._predict_compiled = False
+
+    def warm_up(self) -> dict:
+        start = time.perf_counter()
+        self.predictor.predict_proba(self.faces[0])
+        first_call_s = time.perf_counter() - start
+        start = time.perf_counter()
+        self.predictor.predict_proba(self.batch)
+        first_batch_s = time.perf_counter() - start
+        for face in self.faces[:5]:
+            self.predictor.predict_proba(face)
+        return {"backend": self.backend, "load_s": self.load_s,
+                "first_call_s": first_call_s, "first_batch_s": first_batch_s}
+
+    def handle(self, request: dict) -> dict:
+        if request["op"] == "latency":
+            wall, cpu = self._latencies(self.predictor.predict_proba, request["runs"])
+            return {"ms": wall, "cpu_ms": cpu}
+        if request["op"] == "model_predict":
+            def predict(face):
+                return self.model.predict(face[None, :, :, None], verbose=0)
+
+            if not self._predict_compiled:
+                predict(self.faces[0])
+                self._predict_compiled = True
+            return {"ms": self._latencies(predict, request["runs"])[0]}
+        if request["op"] == "batch":
+            start = time.perf_counter()
+            self.predictor.predict_proba(self.batch)
+            return {"images_per_s": len(self.batch) / (time.perf_counter() - start)}
+        raise ValueError(f"Unknown request. Received: {request!r}")
+
+    def _latencies(self, predict, runs):
+        """Wall and CPU milliseconds of each call.
+
+        CPU time (all threads of this process) depends far less on the load
+        of other processes than wall time: with one thread it is close to
+        the wall time the call would take on an idle machine.
+        """
+        wall, cpu = [], []
+        for i in range(runs):
+            face = self.faces[i % len(self.faces)]
+            start, start_cpu = time.perf_counter(), time.process_time()
+            predict(face)
+            wall.append(1e3 * (time.perf_counter() - start))
+            cpu.append(1e3 * (time.process_time() - start_cpu))
+        return wall, cpu
+
+
+def worker(config: dict) -> None:
+    """Serves the driver's requests from one backend's process."""
+    runner = _PredictRunner(config)
+    send(runner.warm_up())
+    serve(runner.handle)
+
+
+class _InProcess:
+    """The same interface as `WorkerProcess`, for the current backend in this process."""
+
+    def __init__(self, config: dict):
+        self.runner = _PredictRunner(config)
+        self.ready = self.runner.warm_up()
+
+    def receive(self) -> dict:
+        return self.ready
+
+    def request(self, message: dict) -> dict:
+        return self.runner.handle(message)
+
+    def close(self) -> None:
+        pass
+
+
+def percentile(values: list[float], q: float) -> float:
+    """The q-th percentile, linear between samples (as `numpy.percentile`)."""
+    ordered = sorted(values)
+    position = (len(ordered) - 1) * q / 100.0
+    low = int(position)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
+
+
+def measure(args, log) -> list[dict]:
+    """Loads each backend's predictor, then measures them in turn, round after round."""
+    base = {"model": args.model, "model_path": args.model_path,
+            "batch_size": args.batch_size, "batch_images": args.batch_images}
+    handles, rows = [], []
+    try:
+        for backend in args.backends or [None]:
+            log(f"loading {args.model_path or args.model} under "
+                f"{backend or 'the current backend'} ...")
+            if backend is None:
+                handle = _InProcess(base)
+            else:
+                handle = WorkerProcess(Path(__file__), {**base, "backend": backend},
+                                       backend, f"predict under {backend}")
+            handles.append(handle)
+            ready = handle.receive()
+            rows.append({**ready, "latency_ms": [], "cpu_ms": [], "model_predict_ms": [],
+                         "batch": []})
+            log(f"  first call {ready['first_call_s']:.1f} s, "
+                f"first batch {ready['first_batch_s']:.1f} s")
+        runs = -(-args.runs // args.rounds)
+        predict_runs = -(-args.model_predict_runs // args.rounds)
+        for r in range(args.rounds):
+            order = list(range(len(handles)))
+            if r % 2:
+                order.reverse()
+            for i in order:
+                latency = handles[i].request({"op": "latency", "runs": runs})
+                rows[i]["latency_ms"] += latency["ms"]
+                rows[i]["cpu_ms"] += latency["cpu_ms"]
+                if predict_runs:
+                    rows[i]["model_predict_ms"] += handles[i].request(
+                        {"op": "model_predict", "runs": predict_runs})["ms"]
+                rows[i]["batch"].append(
+                    handles[i].request({"op": "batch"})["images_per_s"])
+            log(f"  round {r + 1}/{args.rounds}: " + ", ".join(
+                f"{rows[i]['backend']} p50={statistics.median(rows[i]['latency_ms']):.1f} ms"
+                for i in range(len(rows))))
+    finally:
+        for handle in handles:
+            handle.close()
+    for row in rows:
+        latency = row.pop("latency_ms")
+        cpu = row.pop("cpu_ms")
+        predict_ms = row.pop("model_predict_ms")
+        batch = row.pop("batch")
+        row.update({
+            "p50_ms": percentile(latency, 50),
+            "p90_ms": percentile(latency, 90),
+            "p99_ms": percentile(latency, 99),
+            "cpu_ms_p50": percentile(cpu, 50),
+            "single_runs": len(latency),
+            "batch_images_per_s": statistics.median(batch),
+            "batch_spread_pct": 100.0 * (max(batch) - min(batch)) / statistics.median(batch),
+            "model_predict_p50_ms": percentile(predict_ms, 50) if predict_ms else None,
+        })
+    return rows
+
+
+def format_table(rows: list[dict]) -> str:
+    lines = ["| backend | p50 ms | p90 ms | p99 ms | CPU ms p50 | model.predict p50 ms | "
+             "batch img/s | batch spread | first call s |",
+             "|" + "---|" * 9]
+    for r in rows:
+        predict = r["model_predict_p50_ms"]
+        lines.append(
+            f"| {r['backend']} | {r['p50_ms']:.1f} | {r['p90_ms']:.1f} | {r['p99_ms']:.1f} | "
+            f"{r['cpu_ms_p50']:.1f} | "
+            f"{'-' if predict is None else f'{predict:.1f}'} | "
+            f"{r['batch_images_per_s']:.0f} | {r['batch_spread_pct']:.0f}% | "
+            f"{r['first_call_s']:.1f} |"
+        )
+    return "\n".join(lines)
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    from fer_keras.models import MODELS
+
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--model", choices=MODELS, default="cbam",
+                        help="zoo model with random weights, when no --model-path (default cbam)")
+    parser.add_argument("--model-path", help="a `.keras` file to measure instead")
+    parser.add_argument("--backends", type=listed(str, BACKENDS),
+                        help="comma-separated backends, each in its own process "
+                             "(default: the current backend, in this process)")
+    parser.add_argument("--runs", type=int, default=300,
+                        help="single-face predictions per backend, for p50 and p99 (default 300)")
+    parser.add_argument("--model-predict-runs", type=int, default=30,
+                        help="single-face `model.predict` calls, for comparison (default 30; 0: skip)")
+    parser.add_argument("--batch-images", type=int, default=1024,
+                        help="images per batch-throughput measurement (default 1024)")
+    parser.add_argument("--batch-size", type=int, default=256,
+                        help="the predictor's batch size (default 256)")
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="rounds over the backends (default 3)")
+    parser.add_argument("--json", metavar="PATH", help="write the figures to PATH")
+    parser.add_argument("--worker", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    for name in ("runs", "batch_images", "batch_size", "rounds"):
+        if getattr(args, name) < 1:
+            parser.error(f"--{name.replace('_', '-')} must be at least 1. "
+                         f"Received: {getattr(args, name)}")
+    if args.model_predict_runs < 0:
+        parser.error(f"--model-predict-runs must be >= 0. Received: {args.model_predict_runs}")
+    if args.model_path and not Path(args.model_path).exists():
+        parser.error(f"--model-path: no such file. Received: {args.model_path}")
+    return args
+
+
+def main(argv=None) -> dict | None:
+    args = parse_args(argv)
+    if args.worker:
+        worker(json.loads(args.worker))
+        return None
+
+    def log(message):
+        print(message, file=sys.stderr, flush=True)
+
+    hardware = hardware_info()
+    load_before = os.getloadavg()
+    rows = measure(args, log)
+    report = {
+        "benchmark": "predict",
+        "model": args.model_path or args.model,
+        "hardware": hardware,
+        "versions": versions(),
+        "load_average_before": load_before,
+        "load_average_after": os.getloadavg(),
+        "settings": {k: v for k, v in vars(args).items() if k not in ("json", "worker")},
+        "command": [Path(sys.argv[0]).name, *(sys.argv[1:] if argv is None else argv)],
+        "rows": rows,
+        "results": {row["backend"]: row for row in rows},
+    }
+    fastest = min(rows, key=lambda row: row["p50_ms"])
+    report.update({"fastest_backend": fastest["backend"],
+                   **{k: fastest[k] for k in ("p50_ms", "p99_ms", "batch_images_per_s")}})
+    print(format_table(rows))
+    print(f"\n{hardware['cpu']}, {hardware['cores']} cores; {args.model_path or args.model}; "
+          f"one face: {rows[0]['single_runs']} calls of Predictor.predict_proba; batch: "
+          f"{args.batch_images} images, batch_size {args.batch_size}, median of "
+          f"{args.rounds}. Load average before/after: {load_before[0]:.1f}/"
+          f"{report['load_average_after'][0]:.1f}.")
+    if args.json:
+        Path(args.json).write_text(json.dumps(report, indent=2))
+    return report
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,158 @@
+"""Export a model for serving without Keras: TF Serving, onnxruntime, phones.
+
+Goes through Keras' own `model.export`, so the artifact holds the whole
+forward pass (rescaling included: raw 0-255 grey (N, 48, 48, 1) in, logits
+out). Which formats Keras can write depends on the backend; TensorFlow writes
+all three, and a `.keras` file loads under any backend, so `export.py` uses it
+unless told otherwise.
+"""
+
+import importlib.util
+import os
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+import keras
+
+from fer_keras import loading
+
+FORMATS = ("saved_model", "onnx", "tflite")
+KERAS_FORMATS = {"saved_model": "tf_saved_model", "onnx": "onnx", "tflite": "litert"}
+SUFFIXES = {"saved_model": "", "onnx": ".onnx", "tflite": ".tflite"}
+MAX_ABS_DIFF = 1e-4
+
+# For each format, the backends Keras 3 exports it from and the packages each
+# needs beyond the backend itself (module name, pip name).
+_SUPPORT = {
+    "saved_model": {"tensorflow": [], "jax": [("tensorflow", "tensorflow")]},
+    "onnx": {
+        "tensorflow": [("tf2onnx", "tf2onnx"), ("onnx", "onnx")],
+        "torch": [("onnx", "onnx")],
+        "jax": [("jax2onnx", "jax2onnx")],
+    },
+    "tflite": {"tensorflow": [], "torch": [("litert_torch", "litert-torch")]},
+}
+_RUNTIMES = {
+    "saved_model": ("tensorflow", "tensorflow"),
+    "onnx": ("onnxruntime", "onnxruntime"),
+    "tflite": ("tensorflow", "tensorflow"),
+}
+
+
+def check_format(format: str, backend: str | None = None) -> None:
+    """Raises a clear error if `format` cannot be exported under `backend`."""
+    if format not in FORMATS:
+        raise ValueError(
+            f"Unknown export format. Expected one of {FORMATS}. Received: format={format!r}"
+        )
+    backend = backend or keras.backend.backend()
+    support = _SUPPORT[format]
+    if backend not in support:
+        raise ValueError(
+            f"Keras {keras.__version__} cannot export {format} under the {backend} "
+            f"backend; it can under: {', '.join(support)}. The .keras file loads under "
+            "any backend: run export.py with --backend tensorflow."
+        )
+    missing = [pip for module, pip in support[backend] if not _installed(module)]
+    if missing:
+        raise ImportError(
+            f"Exporting {format} under the {backend} backend needs: "
+            f"pip install {' '.join(missing)}"
+        )
+
+
+def _installed(module: str) -> bool:
+    return importlib.util.find_spec(module) is not None
+
+
+def default_path(model_path, format: str, folder=None) -> Path:
+    """Where `export.py` writes: model.keras -> model.onnx, model.tflite or
+    model_saved_model/, beside the model or in `folder`."""
+    model_path = Path(model_path)
+    name = model_path.stem + (SUFFIXES[format] or f"_{format}")
+    return (model_path.parent if folder is None else Path(folder)) / name
+
+
+def export_model(model, path, format: str = "saved_model") -> Path:
+    """Writes `model` (a keras.Model or `.keras` path) to `path` as `format`.
+
+    The batch size stays free in every format, so the artifact classifies any
+    number of faces in one call.
+    """
+    check_format(format)
+    if isinstance(model, (str, os.PathLike)):
+        model = loading.load_model(model)
+    path = Path(path)
+    if format == "tflite" and path.suffix != ".tflite":
+        raise ValueError(f"A tflite file must end in .tflite. Received: path={path}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # A freshly loaded model has never been called, which the ONNX exporter
+    # refuses; one call on a blank face fixes its input signature.
+    shape = tuple(int(d or 48) for d in model.inputs[0].shape[1:])
+    model(np.zeros((1, *shape), dtype="float32"), training=False)
+    model.export(str(path), format=KERAS_FORMATS[format], verbose=False)
+    return path
+
+
+def load_exported(path, format: str) -> Callable[[np.ndarray], np.ndarray]:
+    """A function running the exported artifact: float32 (N, H, W, 1) -> logits."""
+    if format not in FORMATS:
+        raise ValueError(
+            f"Unknown export format. Expected one of {FORMATS}. Received: format={format!r}"
+        )
+    module, pip = _RUNTIMES[format]
+    if not _installed(module):
+        raise ImportError(f"Running a {format} export needs: pip install {pip}")
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"No exported model at {path}.")
+    return {"saved_model": _saved_model_runner, "onnx": _onnx_runner,
+            "tflite": _tflite_runner}[format](path)
+
+
+def _saved_model_runner(path):
+    import tensorflow as tf
+
+    served = tf.saved_model.load(str(path))
+    return lambda x: served.serve(tf.constant(x, dtype="float32")).numpy()
+
+
+def _onnx_runner(path):
+    import onnxruntime
+
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    name = session.get_inputs()[0].name
+    return lambda x: session.run(None, {name: np.asarray(x, dtype="float32")})[0]
+
+
+def _tflite_runner(path):
+    if _installed("ai_edge_litert"):
+        from ai_edge_litert.interpreter import Interpreter
+    else:
+        import tensorflow as tf
+
+        Interpreter = tf.lite.Interpreter
+    interpreter = Interpreter(model_path=str(path))
+    input_index = interpreter.get_input_details()[0]["index"]
+    output_index = interpreter.get_output_details()[0]["index"]
+
+    def run(x):
+        x = np.asarray(x, dtype="float32")
+        # The batch size is free in the file; the interpreter sizes it per call.
+        interpreter.resize_tensor_input(input_index, x.shape)
+        interpreter.allocate_tensors()
+        interpreter.set_tensor(input_index, x)
+        interpreter.invoke()
+        return interpreter.get_tensor(output_index).copy()
+
+    return run
+
+
+def compare(model: keras.Model, path, format: str, num_images: int = 8, seed: int = 0) -> float:
+    """Max absolute difference between the export's and Keras' logits on random faces."""
+    shape = tuple(int(d or 48) for d in model.inputs[0].shape[1:])
+    images = np.random.default_rng(seed).uniform(0, 255, (num_images, *shape)).astype("float32")
+    expected = keras.ops.convert_to_numpy(model(images, training=False))
+    return float(np.max(np.abs(load_exported(path, format)(images) - expected)))

@@ -1,0 +1,171 @@
+"""Fast predictions on raw grey faces: load a model once, then call it many times.
+
+`model.predict` builds a data adapter, an iterator and callbacks on every
+call: right for a data set, slow for one face from a webcam. `Predictor`
+compiles the bare forward pass once per backend and calls it directly:
+
+- jax: `jax.jit` of a stateless call, the weights passed in each call;
+- tensorflow: `tf.function` (graph mode, oneDNN kernels; on CPU faster
+  than XLA for these convolutions, see `benchmarks/README.md`);
+- torch: the eager call under `torch.inference_mode()`.
+
+Batches are cut into chunks of at most `batch_size` images. Under jax, a
+chunk is padded to a power of two (or to `batch_size`), so jax compiles a few
+shapes once instead of one per batch length.
+"""
+
+import os
+
+import numpy as np
+
+import keras
+
+from fer_keras.classes import CLASS_NAMES
+from fer_keras.loading import check_model, load_model
+
+
+class Predictor:
+    """Emotion probabilities of raw 0-255 grey face images.
+
+    Accepts one face of shape `(height, width)` or `(height, width, 1)`, or a
+    batch of shape `(N, height, width)` or `(N, height, width, 1)`, with the
+    model's height and width (48 x 48 for the zoo) and pixel values 0-255:
+    the models rescale inputs themselves.
+
+    Args:
+        model: a `keras.Model` mapping `(N, H, W, 1)` to the 7 FER2013 logits,
+            or the path of a `.keras` file (loaded once, with
+            `fer_keras.load_model`).
+        batch_size: the largest number of images computed at once.
+
+    Example:
+
+    >>> predictor = Predictor("runs/cbam_seed_jax/model.keras")
+    >>> predictor.predict_labels(face)  # face: (48, 48) uint8
+    ['happy']
+    """
+
+    def __init__(self, model: keras.Model | str | os.PathLike, batch_size: int = 256):
+        if isinstance(model, (str, os.PathLike)):
+            model = load_model(model)
+        elif isinstance(model, keras.Model):
+            check_model(model, len(CLASS_NAMES))
+        else:
+            raise TypeError(
+                "`model` must be a keras.Model or the path of a `.keras` file. "
+                f"Received: model={model!r} of type {type(model).__name__}"
+            )
+        if isinstance(batch_size, bool) or int(batch_size) != batch_size or batch_size < 1:
+            raise ValueError(
+                f"`batch_size` must be a positive integer. Received: batch_size={batch_size!r}"
+            )
+        self.model = model
+        self.batch_size = int(batch_size)
+        self.image_shape = tuple(int(d) for d in model.inputs[0].shape[1:3])
+        self._backend = keras.backend.backend()
+        self._forward = _compile_forward(model, self._backend)
+
+    def predict_proba(self, images) -> np.ndarray:
+        """Probabilities of shape `(N, 7)`, columns in `CLASS_NAMES` order (N=1 for one face)."""
+        x = self._as_batch(images)
+        if len(x) == 0:
+            return np.zeros((0, len(CLASS_NAMES)), dtype="float32")
+        chunks = [
+            self._run(x[start : start + self.batch_size])
+            for start in range(0, len(x), self.batch_size)
+        ]
+        return chunks[0] if len(chunks) == 1 else np.concatenate(chunks)
+
+    def predict_labels(self, images) -> list[str]:
+        """The most probable class name of each image (one name for one face)."""
+        return [CLASS_NAMES[i] for i in np.argmax(self.predict_proba(images), axis=-1)]
+
+    def _run(self, x):
+        n = len(x)
+        if self._backend == "jax":
+            size = _padded_size(n, self.batch_size)
+            if size != n:
+                x = np.concatenate([x, np.zeros((size - n, *x.shape[1:]), x.dtype)])
+        return np.asarray(self._forward(x))[:n]
+
+    def _as_batch(self, images) -> np.ndarray:
+        """`images` as a float32 (N, H, W, 1) array, or a ValueError saying what is wrong."""
+        x = np.asarray(images)
+        h, w = self.image_shape
+        expected = (
+            f"Expected raw 0-255 grey images: one face of shape ({h}, {w}) or "
+            f"({h}, {w}, 1), or a batch of shape (N, {h}, {w}) or (N, {h}, {w}, 1)."
+        )
+        if not (np.issubdtype(x.dtype, np.number) or x.dtype == bool) or np.iscomplexobj(x):
+            raise ValueError(f"{expected} Received: an array of dtype {x.dtype}")
+        if x.ndim == 2 and x.shape == (h, w):
+            x = x[None, :, :, None]
+        elif x.ndim == 3 and x.shape == (h, w, 1):
+            x = x[None]
+        elif x.ndim == 3 and x.shape[1:] == (h, w):
+            x = x[..., None]
+        elif x.ndim == 4 and x.shape[1:] == (h, w, 1):
+            pass
+        else:
+            hint = ""
+            if x.ndim in (3, 4) and x.shape[-1] in (3, 4):
+                hint = " Convert colour images to grey first."
+            elif x.ndim >= 2 and x.shape[-2:] != (h, w) and x.shape[-3:-1] != (h, w):
+                hint = f" Resize faces to {h}x{w} first."
+            raise ValueError(f"{expected}{hint} Received: images.shape={x.shape}")
+        return np.ascontiguousarray(x, dtype="float32")
+
+
+def _padded_size(n: int, batch_size: int) -> int:
+    """The next power of two from n, capped at batch_size: few shapes to compile."""
+    return min(1 << (n - 1).bit_length(), batch_size)
+
+
+def _compile_forward(model: keras.Model, backend: str):
+    """A function from a float32 NumPy batch to NumPy probabilities, fast per backend."""
+    if backend == "jax":
+        import jax
+
+        def forward(trainable, non_trainable, x):
+            logits, _ = model.stateless_call(trainable, non_trainable, x, training=False)
+            return jax.nn.softmax(logits.astype("float32"), axis=-1)
+
+        compiled = jax.jit(forward)
+
+        def run(x):
+            # The current weights, read each call, so a model trained further is seen.
+            return compiled(
+                [v.value for v in model.trainable_variables],
+                [v.value for v in model.non_trainable_variables],
+                x,
+            )
+
+        return run
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        height, width = model.inputs[0].shape[1:3]
+
+        @tf.function(
+            input_signature=[tf.TensorSpec([None, height, width, 1], tf.float32)],
+            jit_compile=False,
+        )
+        def run_tf(x):
+            return tf.nn.softmax(tf.cast(model(x, training=False), tf.float32), axis=-1)
+
+        return lambda x: run_tf(x).numpy()
+    if backend == "torch":
+        import torch
+
+        def run_torch(x):
+            with torch.inference_mode():
+                logits = model(keras.ops.convert_to_tensor(x), training=False)
+                return torch.softmax(logits.float(), dim=-1).cpu().numpy()
+
+        return run_torch
+
+    def run_generic(x):
+        logits = model(x, training=False)
+        return keras.ops.convert_to_numpy(keras.ops.softmax(logits, axis=-1))
+
+    return run_generic

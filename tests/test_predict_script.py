@@ -1,0 +1,238 @@
+"""predict.py on a folder of real and broken files, a video and a webcam.
+
+Runs `predict.main` in this process (the model loads once per run); one
+subprocess run checks that a bad model ends in one line, not a traceback."""
+
+import csv
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import keras
+
+import fer_keras
+from fer_keras import CLASS_NAMES, loading
+
+cv2 = pytest.importorskip("cv2")
+skimage_data = pytest.importorskip("skimage.data")
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import predict  # noqa: E402
+
+BACKEND = keras.backend.backend()
+
+
+@pytest.fixture(scope="module")
+def model_path(tmp_path_factory):
+    path = tmp_path_factory.mktemp("model") / "cbam.keras"
+    fer_keras.build_model("cbam").save(path)
+    return path
+
+
+def write_video(path, frames, fps=10):
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps,
+                             (frames[0].shape[1], frames[0].shape[0]))
+    for frame in frames:
+        writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+    writer.release()
+
+
+@pytest.fixture(scope="module")
+def photos(tmp_path_factory):
+    """A folder as users have them: faces, no face, odd formats and broken files."""
+    root = tmp_path_factory.mktemp("photos") / "holiday"
+    (root / "day2").mkdir(parents=True)
+    astronaut = skimage_data.astronaut()
+    Image.fromarray(astronaut).save(root / "astronaut.jpg")
+    Image.fromarray(skimage_data.chelsea()).save(root / "day2" / "cat.png")
+    grey = cv2.cvtColor(astronaut, cv2.COLOR_RGB2GRAY)
+    Image.fromarray(grey.astype("uint16") * 257).save(root / "day2" / "deep16.png")
+    rgba = np.concatenate([astronaut, np.full((512, 512, 1), 255, np.uint8)], axis=-1)
+    Image.fromarray(rgba).save(root / "day2" / "alpha.png")
+    Image.fromarray(astronaut).convert("P", palette=Image.Palette.ADAPTIVE).save(
+        root / "day2" / "palette.gif")
+    Image.fromarray(cv2.resize(astronaut, (3000, 3000))).save(root / "large.jpg", quality=80)
+    data = (root / "astronaut.jpg").read_bytes()
+    (root / "day2" / "cut.jpg").write_bytes(data[: len(data) // 3])
+    (root / "day2" / "not_a_photo.jpg").write_text("hello")
+    (root / "day2" / "notes.txt").write_text("ignored: not an image suffix")
+    frame = np.full((480, 640, 3), 90, np.uint8)
+    frame[48:432, 128:512] = cv2.resize(astronaut, (384, 384))
+    write_video(root / "clip.mp4", [frame, frame[:, ::-1].copy(), frame])
+    (root / "broken.avi").write_text("not a video")
+    return root
+
+
+@pytest.fixture(scope="module")
+def run(photos, model_path, tmp_path_factory):
+    out = tmp_path_factory.mktemp("out")
+    with pytest.raises(SystemExit) as exit_info:
+        predict.main([str(photos), "--model-path", str(model_path), "--output-dir",
+                      str(out), "--backend", BACKEND])
+    records = json.loads((out / "predictions.json").read_text())
+    with open(out / "predictions.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    return out, exit_info.value, records, rows
+
+
+def by_name(records):
+    return {Path(r["file"]).name: r for r in records["files"]}
+
+
+def test_faces_found_in_every_readable_photo(run):
+    _, _, records, _ = run
+    files = by_name(records)
+    for name in ("astronaut.jpg", "deep16.png", "alpha.png", "palette.gif", "large.jpg"):
+        assert files[name]["status"] == "ok", files[name]
+        (face,) = files[name]["faces"]
+        assert sum(face["probabilities"].values()) == pytest.approx(1.0, abs=1e-4)
+        assert face["label"] in CLASS_NAMES
+    x, y, w, h = files["large.jpg"]["faces"][0]["box"]
+    assert x < 225 * 3000 / 512 < x + w and y < 112 * 3000 / 512 < y + h
+
+
+def test_no_face_is_reported_not_an_error(run):
+    _, _, records, rows = run
+    assert by_name(records)["cat.png"]["status"] == "no face"
+    assert [r["status"] for r in rows if r["file"].endswith("cat.png")] == ["no face"]
+
+
+def test_bad_files_are_skipped_and_named(run):
+    _, exit_info, records, rows = run
+    files = by_name(records)
+    assert "notes.txt" not in files
+    expected = {
+        "cut.jpg": "cut.jpg is truncated or corrupt",
+        "not_a_photo.jpg": "not_a_photo.jpg is not an image file",
+        "broken.avi": "Could not open .*broken.avi",
+    }
+    for name, message in expected.items():
+        assert files[name]["status"] == "error"
+        assert re.search(message, files[name]["error"])
+    assert "3 of 10 inputs could not be read" in str(exit_info.code)
+    assert {r["file"] for r in rows if r["status"] == "error"} == {
+        files[name]["file"] for name in expected}
+
+
+def test_annotated_copies_keep_the_folder_layout(run, photos):
+    out, _, records, _ = run
+    annotated = out / "annotated" / photos.name
+    assert (annotated / "astronaut.jpg").exists()
+    assert (annotated / "day2" / "cat.png").exists()
+    assert (annotated / "day2" / "palette.png").exists()
+    drawn = np.asarray(Image.open(annotated / "day2" / "alpha.png"))
+    assert drawn.shape == (512, 512, 3)
+    assert not np.array_equal(drawn, skimage_data.astronaut())
+
+
+def test_video_gets_an_annotated_video_and_a_row_per_face(run):
+    out, _, records, rows = run
+    clip = by_name(records)["clip.mp4"]
+    assert clip["status"] == "ok" and clip["frames"] == 3
+    assert [face["frame"] for face in clip["faces"]] == [0, 1, 2]
+    assert [r["frame"] for r in rows if r["file"].endswith("clip.mp4")] == ["0", "1", "2"]
+    capture = cv2.VideoCapture(clip["annotated"])
+    assert int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) == 3
+    assert (capture.get(cv2.CAP_PROP_FRAME_WIDTH), capture.get(cv2.CAP_PROP_FRAME_HEIGHT)) == (
+        640, 480)
+    capture.release()
+
+
+def test_csv_columns(run):
+    _, _, _, rows = run
+    row = next(r for r in rows if r["file"].endswith("astronaut.jpg"))
+    assert list(row)[:9] == list(predict.CSV_FIELDS)
+    assert sum(float(row[name]) for name in CLASS_NAMES) == pytest.approx(1.0, abs=1e-3)
+    top = max(float(row[name]) for name in CLASS_NAMES)
+    assert float(row[row["label"]]) == pytest.approx(top, abs=2e-6)
+    assert float(row["score"]) == pytest.approx(top, abs=2e-6)
+
+
+def test_single_image_with_tta_and_no_errors(photos, model_path, tmp_path, capsys):
+    predict.main([str(photos / "astronaut.jpg"), str(photos / "day2" / "cat.png"),
+                  "--model-path", str(model_path), "--output-dir", str(tmp_path), "--tta",
+                  "--backend", BACKEND])
+    out = capsys.readouterr().out
+    assert "2 inputs, 1 faces" in out
+    assert "no face found: " in out and "cat.png" in out
+    records = json.loads((tmp_path / "predictions.json").read_text())
+    assert records["tta"] is True
+    assert (tmp_path / "annotated" / "astronaut.jpg").exists()
+
+
+def test_missing_path_and_webcam_without_camera(model_path, tmp_path):
+    with pytest.raises(SystemExit, match="2 of 2 inputs could not be read"):
+        predict.main([str(tmp_path / "nowhere.jpg"), "--webcam", "97", "--model-path",
+                      str(model_path), "--output-dir", str(tmp_path), "--backend", BACKEND])
+    errors = {r["file"]: r["error"] for r in
+              json.loads((tmp_path / "predictions.json").read_text())["files"]}
+    assert "no such file or folder" in errors[str(tmp_path / "nowhere.jpg")]
+    assert "Could not open webcam 97" in errors["webcam 97"]
+
+
+def test_webcam_until_ctrl_c_keeps_what_it_saw(model_path, tmp_path, monkeypatch):
+    from fer_keras import faces
+
+    frame = np.full((480, 640, 3), 90, np.uint8)
+    frame[48:432, 128:512] = cv2.resize(skimage_data.astronaut(), (384, 384))
+
+    def camera(source, max_frames=None):
+        assert source == 0
+        for _ in range(3):
+            yield frame
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(faces, "read_video", camera)
+    predict.main(["--webcam", "0", "--model-path", str(model_path), "--output-dir",
+                  str(tmp_path), "--backend", BACKEND])
+    (record,) = json.loads((tmp_path / "predictions.json").read_text())["files"]
+    assert record["file"] == "webcam 0" and record["status"] == "ok"
+    assert record["frames"] == 3 and [f["frame"] for f in record["faces"]] == [0, 1, 2]
+    assert Path(record["annotated"]).name == "webcam0.mp4"
+
+
+def test_model_with_wrong_input_shape(tmp_path):
+    inputs = keras.Input((48, 48, 3))
+    outputs = keras.layers.Dense(7)(keras.layers.GlobalAveragePooling2D()(inputs))
+    keras.Model(inputs, outputs).save(tmp_path / "rgb.keras")
+    with pytest.raises(loading.ModelFileError, match="rgb.keras takes inputs of shape"):
+        predict.main(["x.jpg", "--model-path", str(tmp_path / "rgb.keras"), "--backend",
+                      BACKEND])
+
+
+@pytest.mark.skipif("GUI:                           NONE" not in cv2.getBuildInformation(),
+                    reason="this OpenCV has a GUI")
+def test_show_without_a_gui_says_what_to_install(model_path):
+    with pytest.raises(SystemExit, match="pip install opencv-python"):
+        predict.main(["--webcam", "0", "--show", "--model-path", str(model_path),
+                      "--backend", BACKEND])
+
+
+def test_nothing_to_do_is_a_usage_error():
+    with pytest.raises(SystemExit) as exit_info:
+        predict.main(["--backend", BACKEND])
+    assert exit_info.value.code == 2
+
+
+@pytest.mark.slow
+def test_bad_model_file_is_one_line(tmp_path):
+    (tmp_path / "model.keras").write_text("not a model")
+    env = {k: v for k, v in os.environ.items() if k != "KERAS_BACKEND"}
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "predict.py"), "photo.jpg", "--model-path",
+         str(tmp_path / "model.keras"), "--backend", BACKEND],
+        capture_output=True, text=True, env=env, cwd=ROOT, timeout=300,
+    )
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith(f"error: {tmp_path / 'model.keras'} is not a Keras model file")
