@@ -72,9 +72,9 @@ def test_batch_of_frames_is_one_model_call(recognizer, astronaut, monkeypatch):
     frames = [astronaut, no_face, astronaut[:, ::-1]]
     singles = [recognizer.predict(frame) for frame in frames]
     calls = []
-    predict_on_batch = recognizer.model.predict_on_batch
-    monkeypatch.setattr(recognizer.model, "predict_on_batch",
-                        lambda x: calls.append(len(x)) or predict_on_batch(x))
+    predict_proba = recognizer.predictor.predict_proba
+    monkeypatch.setattr(recognizer.predictor, "predict_proba",
+                        lambda x: calls.append(len(x)) or predict_proba(x))
     batched = recognizer.predict_batch(frames)
     assert calls == [2]
     assert [len(f) for f in batched] == [1, 0, 1]
