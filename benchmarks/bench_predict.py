@@ -1,6 +1,6 @@
 """Prediction speed of `fer_keras.inference.Predictor`: one face, and batches.
 
-For each backend it measures the latency of one 48x48 face (p50, p99; what a
+For each backend it measures the latency of one face (p50, p99; what a
 webcam loop feels), the throughput of batches of raw images, and, to show
 what the predictor saves, `model.predict` on one face. The model is a
 `.keras` file (`--model-path`), or a zoo model with random weights
@@ -60,9 +60,10 @@ class _PredictRunner:
         self.load_s = time.perf_counter() - start
         self.model = model
         self.predictor = Predictor(model, batch_size=config["batch_size"])
+        h, w = self.predictor.image_shape
         rng = np.random.default_rng(0)
-        self.faces = rng.integers(0, 256, (64, 48, 48), dtype=np.uint8)
-        self.batch = rng.integers(0, 256, (config["batch_images"], 48, 48, 1), dtype=np.uint8)
+        self.faces = rng.integers(0, 256, (64, h, w), dtype=np.uint8)
+        self.batch = rng.integers(0, 256, (config["batch_images"], h, w, 1), dtype=np.uint8)
         self.backend = keras.backend.backend()
         self._predict_compiled = False
 
@@ -83,18 +84,18 @@ class _PredictRunner:
             wall, cpu = self._latencies(self.predictor.predict_proba, request["runs"])
             return {"ms": wall, "cpu_ms": cpu}
         if request["op"] == "model_predict":
-            def predict(face):
-                return self.model.predict(face[None, :, :, None], verbose=0)
-
             if not self._predict_compiled:
-                predict(self.faces[0])
+                self._model_predict(self.faces[0])
                 self._predict_compiled = True
-            return {"ms": self._latencies(predict, request["runs"])[0]}
+            return {"ms": self._latencies(self._model_predict, request["runs"])[0]}
         if request["op"] == "batch":
             start = time.perf_counter()
             self.predictor.predict_proba(self.batch)
             return {"images_per_s": len(self.batch) / (time.perf_counter() - start)}
         raise ValueError(f"Unknown request. Received: {request!r}")
+
+    def _model_predict(self, face):
+        return self.model.predict(face[None, :, :, None], verbose=0)
 
     def _latencies(self, predict, runs):
         """Wall and CPU milliseconds of each call.
@@ -237,7 +238,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--runs", type=int, default=300,
                         help="single-face predictions per backend, for p50 and p99 (default 300)")
     parser.add_argument("--model-predict-runs", type=int, default=30,
-                        help="single-face `model.predict` calls, for comparison (default 30; 0: skip)")
+                        help="single-face `model.predict` calls, for comparison "
+                             "(default 30; 0 skips them)")
     parser.add_argument("--batch-images", type=int, default=1024,
                         help="images per batch-throughput measurement (default 1024)")
     parser.add_argument("--batch-size", type=int, default=256,

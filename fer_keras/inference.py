@@ -59,9 +59,15 @@ class Predictor:
             raise ValueError(
                 f"`batch_size` must be a positive integer. Received: batch_size={batch_size!r}"
             )
+        input_shape = tuple(model.inputs[0].shape)
+        if None in input_shape[1:3]:
+            raise ValueError(
+                "The predictor needs a model with a fixed image size, to check "
+                f"and batch its inputs. Received: a model with input shape {input_shape}"
+            )
         self.model = model
         self.batch_size = int(batch_size)
-        self.image_shape = tuple(int(d) for d in model.inputs[0].shape[1:3])
+        self.image_shape = (int(input_shape[1]), int(input_shape[2]))
         self._backend = keras.backend.backend()
         self._forward = _compile_forward(model, self._backend)
 
@@ -107,13 +113,18 @@ class Predictor:
         elif x.ndim == 4 and x.shape[1:] == (h, w, 1):
             pass
         else:
-            hint = ""
-            if x.ndim in (3, 4) and x.shape[-1] in (3, 4):
-                hint = " Convert colour images to grey first."
-            elif x.ndim >= 2 and x.shape[-2:] != (h, w) and x.shape[-3:-1] != (h, w):
-                hint = f" Resize faces to {h}x{w} first."
-            raise ValueError(f"{expected}{hint} Received: images.shape={x.shape}")
+            raise ValueError(f"{expected}{_shape_hint(x.shape, h, w)} "
+                             f"Received: images.shape={x.shape}")
         return np.ascontiguousarray(x, dtype="float32")
+
+
+def _shape_hint(shape, height, width) -> str:
+    """What to do about the two usual mistakes: colour images, other sizes."""
+    if len(shape) in (3, 4) and shape[-1] in (3, 4):
+        return " Convert colour images to grey first."
+    if len(shape) >= 2 and (height, width) not in (tuple(shape[-2:]), tuple(shape[-3:-1])):
+        return f" Resize faces to {height}x{width} first."
+    return ""
 
 
 def _padded_size(n: int, batch_size: int) -> int:

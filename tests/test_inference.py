@@ -46,6 +46,14 @@ def test_same_probabilities_as_predict(model, predictor, shape):
     np.testing.assert_allclose(proba.sum(axis=-1), 1.0, atol=1e-5)
 
 
+def test_cbam_same_probabilities_as_predict():
+    keras.utils.set_random_seed(1)
+    cbam = build_model("cbam")
+    faces = _faces(3, seed=4)
+    proba = Predictor(cbam).predict_proba(faces)
+    np.testing.assert_allclose(proba, _expected(cbam, faces), atol=1e-5)
+
+
 def test_accepts_floats_and_lists(model, predictor):
     faces = _faces(2, seed=1)
     expected = _expected(model, faces)
@@ -105,6 +113,11 @@ def test_rejects_wrong_model_and_batch_size(model):
     two_classes = build_model("baseline", num_classes=2)
     with pytest.raises(ValueError, match="expected 7"):
         Predictor(two_classes)
+    inputs = keras.Input((None, None, 1))
+    pooled = keras.layers.GlobalAveragePooling2D()(inputs)
+    any_size = keras.Model(inputs, keras.layers.Dense(7)(pooled))
+    with pytest.raises(ValueError, match=r"fixed image size.*Received: .*\(None, None, None, 1\)"):
+        Predictor(any_size)
 
 
 def test_padded_size():
