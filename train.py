@@ -31,6 +31,9 @@ def main(argv=None) -> None:
                         help=f"L2 as in torch.optim (seed: {defaults.weight_decay})")
     parser.add_argument("--optimizer", choices=recipes.OPTIMIZERS)
     parser.add_argument("--schedule", choices=recipes.SCHEDULES)
+    parser.add_argument("--warmup-epochs", type=int,
+                        help="linear warm-up before the cosine decay")
+    parser.add_argument("--momentum", type=float, help="SGD momentum (Nesterov)")
     parser.add_argument("--class-weights", choices=("seed", "balanced", "none"))
     parser.add_argument("--augment", choices=list(augment.AUGMENTATIONS))
     parser.add_argument("--label-smoothing", type=float)
@@ -41,7 +44,8 @@ def main(argv=None) -> None:
     parser.add_argument("--steps-per-epoch", type=int, help="for quick runs")
     parser.add_argument("--mixed-precision", nargs="?", const="auto",
                         choices=("auto", "bfloat16", "float16", "off"),
-                        help="mixed precision (auto: float16 on GPU, bfloat16 on CPU)")
+                        help="mixed precision (auto: float16 on GPU, bfloat16 on TPU and on "
+                        "CPUs with native bfloat16, else float32)")
     parser.add_argument("--distribute", action="store_true",
                         help="data-parallel over all devices (jax, tensorflow; TPU too)")
     parser.add_argument("--backup-every", type=int,
@@ -54,7 +58,8 @@ def main(argv=None) -> None:
         epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
         weight_decay=args.weight_decay, optimizer=args.optimizer, schedule=args.schedule,
         class_weights=args.class_weights, augment=args.augment,
-        label_smoothing=args.label_smoothing,
+        label_smoothing=args.label_smoothing, warmup_epochs=args.warmup_epochs,
+        momentum=args.momentum,
     )
     output_dir = args.output_dir or f"runs/{args.model}_{args.recipe}_{backend}"
     training.train(

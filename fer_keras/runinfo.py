@@ -37,6 +37,27 @@ def accelerators() -> list[str]:
     return []
 
 
+def cpu_flags() -> set[str]:
+    """The instruction-set flags of this CPU (Linux; empty where unknown)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    return set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return set()
+
+
+def cpu_has_bfloat16(flags: set[str] | None = None) -> bool:
+    """Whether this CPU computes in bfloat16 natively (AVX512-BF16 or AMX).
+
+    Without them, bfloat16 is emulated and training gets slower, not faster.
+    """
+    flags = cpu_flags() if flags is None else flags
+    return bool(flags & {"avx512_bf16", "amx_bf16"})
+
+
 def device_description() -> str:
     """The device Keras computes on, in words (e.g. 'cpu (2 cores)' or a GPU name)."""
     names = accelerators()

@@ -129,3 +129,15 @@ def test_optimizers(name):
 def test_unknown_optimizer():
     with pytest.raises(ValueError, match="Unknown optimizer"):
         training.make_optimizer(recipes.Recipe(optimizer="rmsprop"), 10)
+
+
+def test_auto_precision_uses_bfloat16_only_where_the_chip_has_it():
+    from fer_keras.runinfo import cpu_has_bfloat16
+
+    assert training.auto_precision(["NVIDIA H200"], cpu_bfloat16=False) == "mixed_float16"
+    assert training.auto_precision(["TPU v5 lite"], cpu_bfloat16=False) == "mixed_bfloat16"
+    assert training.auto_precision([], cpu_bfloat16=True) == "mixed_bfloat16"
+    assert training.auto_precision([], cpu_bfloat16=False) == "float32"
+    assert cpu_has_bfloat16({"avx512f", "avx512_bf16"})
+    assert cpu_has_bfloat16({"amx_bf16", "amx_tile"})
+    assert not cpu_has_bfloat16({"avx512f", "avx512_vnni"})
