@@ -27,7 +27,8 @@ def main(argv=None) -> None:
                         "(default: $FER2013_DIR, else download with kagglehub)")
     parser.add_argument("--split", default="test", help="split to evaluate (default: test)")
     parser.add_argument("--output-dir", help="where to write metrics and plots "
-                        "(default: an eval/ folder beside each model)")
+                        "(default: an eval/ folder beside each model; "
+                        "runs/pretrained_NAME/eval for a pretrained one)")
     parser.add_argument("--runs-dir", default="runs", help="where to look for the newest model")
     parser.add_argument("--tta", action="store_true",
                         help="average the predictions of each image and its mirror image")
@@ -46,7 +47,10 @@ def main(argv=None) -> None:
 
     results = {}
     for index, (path, model) in enumerate(zip(paths, models), start=1):
-        if args.output_dir is None:
+        if args.output_dir is None and loading.is_pretrained(path):
+            # Not inside the installed package: beside the user's runs.
+            out = Path(args.runs_dir) / f"pretrained_{path.stem}" / "eval"
+        elif args.output_dir is None:
             out = path.parent / "eval"
         elif len(paths) == 1:
             out = Path(args.output_dir)

@@ -77,6 +77,11 @@ def pretrained_path(name: str = "cbam") -> Path:
     return path
 
 
+def is_pretrained(path) -> bool:
+    """Whether `path` is one of the models shipped inside the package."""
+    return Path(path).resolve().parent == PRETRAINED_DIR.resolve()
+
+
 def load_pretrained(name: str = "cbam") -> keras.Model:
     """The shipped pretrained model: raw 0-255 grey (N, 48, 48, 1) in, logits out."""
     return load_model(pretrained_path(name))

@@ -205,7 +205,13 @@ def test_model_with_wrong_input_shape_names_the_file(tmp_path):
         faces.EmotionRecognizer(fer_keras.build_model("baseline", num_classes=3))
 
 
-def test_default_is_the_pretrained_model(monkeypatch, tmp_path):
+def test_default_pretrained_model_sees_the_astronaut_smile(astronaut):
+    found = faces.EmotionRecognizer().predict(astronaut)
+    assert len(found) == 1
+    assert found[0].label == "happy", found[0].to_dict()
+
+
+def test_without_a_pretrained_model_the_error_says_what_to_do(monkeypatch, tmp_path):
     monkeypatch.setattr(loading, "PRETRAINED_DIR", tmp_path)
     with pytest.raises(loading.ModelFileError, match="No pretrained model named 'cbam'"):
         faces.EmotionRecognizer()

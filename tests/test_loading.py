@@ -1,3 +1,6 @@
+import os
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -66,3 +69,45 @@ def test_find_latest_model(tmp_path):
 def test_unknown_pretrained_lists_what_ships():
     with pytest.raises(loading.ModelFileError, match="No pretrained model named 'nope'"):
         loading.pretrained_path("nope")
+
+
+# The pretrained model that ships in the package.
+
+
+def test_pretrained_cbam_ships_and_maps_raw_pixels_to_logits():
+    path = loading.pretrained_path("cbam")
+    assert path.stat().st_size < 12 * 2**20, "keep the shipped file small (float16 weights)"
+    model = fer_keras.load_pretrained("cbam")
+    assert tuple(model.inputs[0].shape) == (None, 48, 48, 1)
+    assert {w.dtype for w in model.weights} == {"float32"}
+    x = np.random.default_rng(0).integers(0, 256, (3, 48, 48, 1)).astype("float32")
+    logits = np.asarray(model.predict(x, verbose=0))
+    assert logits.shape == (3, len(fer_keras.CLASS_NAMES)) and np.isfinite(logits).all()
+    assert loading.find_latest_model(Path("/nonexistent-runs")) == path
+
+
+def test_pretrained_cbam_card_matches_the_file():
+    import json
+
+    info = json.loads(loading.pretrained_path("cbam").with_suffix(".json").read_text())
+    card = loading.pretrained_path("cbam").with_suffix(".md").read_text()
+    assert info["run"]["model"] == "cbam"
+    assert info["file_bytes"] == loading.pretrained_path("cbam").stat().st_size
+    assert f"{info['test']['accuracy']:.2%}" in card
+    assert f"{info['val']['accuracy']:.2%}" in card
+
+
+@pytest.mark.skipif(not os.environ.get("FER2013_DIR") or not Path(os.environ["FER2013_DIR"]).is_dir(),
+                    reason="needs the real FER2013 (set FER2013_DIR)")
+def test_pretrained_cbam_scores_what_its_card_says():
+    import json
+
+    from fer_keras import data, evaluation
+
+    info = json.loads(loading.pretrained_path("cbam").with_suffix(".json").read_text())
+    images, labels = data.load_split(data.locate_data(os.environ["FER2013_DIR"]), "test")
+    if len(labels) != info["test"]["num_samples"]:
+        pytest.skip(f"test split has {len(labels)} images, the card {info['test']['num_samples']}")
+    predictions = evaluation.predict_proba(fer_keras.load_pretrained("cbam"), images).argmax(-1)
+    # Another backend may round a near-tie the other way; a few images at most.
+    assert abs((predictions == labels).mean() - info["test"]["accuracy"]) < 2e-3

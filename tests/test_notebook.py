@@ -72,4 +72,5 @@ def test_notebook_runs_on_tiny_data(tmp_path, monkeypatch):
     assert f"backend {BACKEND}" in text
     other = "jax" if BACKEND == "torch" else "torch"
     assert f"same predictions under {other}" in text
+    assert "pretrained cbam" in text
     assert not [o for o in outputs if o.get("output_type") == "error"]

@@ -86,6 +86,19 @@ def test_evaluate_compares_several_models(trained, data_dir, tmp_path):
 
 
 @once
+def test_evaluate_without_runs_uses_the_pretrained_model(data_dir, tmp_path):
+    from fer_keras import loading
+
+    result = run_script("evaluate.py", "--data-dir", str(data_dir),
+                        "--runs-dir", str(tmp_path / "runs"))
+    metrics = json.loads((tmp_path / "runs" / "pretrained_cbam" / "eval" / "metrics.json").read_text())
+    assert metrics["model_path"] == str(loading.pretrained_path("cbam"))
+    assert metrics["num_samples"] == 7 * 6
+    assert f"{metrics['accuracy']:.4f}" in result.stdout
+    assert not (loading.PRETRAINED_DIR / "eval").exists()
+
+
+@once
 def test_backend_disagreement_is_an_error():
     result = run_script("train.py", backend=OTHER, env_backend=BACKEND, check=False)
     assert result.returncode != 0

@@ -3,7 +3,7 @@
 `python tools/make_pretrained.py runs/cbam_strong12_tf --data-dir ../shared/fer2013`
 
 Stores the run's best model (chosen by validation accuracy during training)
-with float16 weights as `fer_keras/pretrained/<model>.keras`, measures it
+with float16 weights and no optimizer state as `fer_keras/pretrained/<model>.keras`, measures it
 again on the run's own validation split and on the test split (with and
 without mirror test-time augmentation), and writes `<model>.json` (every
 figure) and `<model>.md` (the model card) beside it, and the confusion
@@ -13,6 +13,7 @@ matrix and per-class plots under `docs/`.
 import argparse
 import json
 import sys
+import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -56,6 +57,8 @@ def model_card(name: str, info: dict) -> str:
         "The checkpoint is the epoch with the best validation accuracy; the test "
         "split played no part in any choice. The test split is the one found in "
         f"`{Path(info['data_dir']).name}` ({test['num_samples']:,} images).",
+        "",
+        f"![Confusion matrix](../../docs/pretrained_{name}/confusion_matrix.png)",
         "",
         "## How it was trained",
         "",
@@ -107,7 +110,11 @@ def main(argv=None) -> None:
         sys.exit(f"error: {args.run_dir} has status {run.get('status')!r}; finish the run first.")
     name = args.name or run["model"]
     target = loading.PRETRAINED_DIR / f"{name}.keras"
-    compact.save_float16(args.run_dir / "model.keras", target)
+    # Loaded uncompiled and saved again: the checkpoint's optimizer state stays behind.
+    full = loading.load_model(args.run_dir / "model.keras")
+    with tempfile.TemporaryDirectory() as tmp:
+        full.save(Path(tmp) / "model.keras")
+        compact.save_float16(Path(tmp) / "model.keras", target)
 
     data_dir = data.locate_data(args.data_dir)
     train_images, train_labels = data.load_split(data_dir, "train")
@@ -115,7 +122,6 @@ def main(argv=None) -> None:
     test_images, test_labels = data.load_split(data_dir, "test")
 
     model = loading.load_model(target)
-    full = loading.load_model(args.run_dir / "model.keras")
     docs = ROOT / "docs"
     val = evaluation.evaluate(model, train_images[val_idx], train_labels[val_idx])
     test = evaluation.evaluate(model, test_images, test_labels, output_dir=docs / f"pretrained_{name}")
