@@ -3,15 +3,17 @@
 `python tools/make_pretrained.py runs/cbam_strong12_tf --data-dir ../shared/fer2013`
 
 Stores the run's best model (chosen by validation accuracy during training)
-with float16 weights and no optimizer state as `fer_keras/pretrained/<model>.keras`, measures it
-again on the run's own validation split and on the test split (with and
-without mirror test-time augmentation), and writes `<model>.json` (every
-figure) and `<model>.md` (the model card) beside it, and the confusion
-matrix and per-class plots under `docs/`.
+with float16 weights and no optimizer state as
+`fer_keras/pretrained/<model>.keras`, measures it again on the run's own
+validation split and on the test split (with and without mirror test-time
+augmentation), and writes `<model>.json` (every figure) and `<model>.md` (the
+model card) beside it, and the confusion matrix, per-class plot, training
+curves and history under `docs/pretrained_<model>/`.
 """
 
 import argparse
 import json
+import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -59,6 +61,8 @@ def model_card(name: str, info: dict) -> str:
         f"`{Path(info['data_dir']).name}` ({test['num_samples']:,} images).",
         "",
         f"![Confusion matrix](../../docs/pretrained_{name}/confusion_matrix.png)",
+        "",
+        f"![Training curves](../../docs/pretrained_{name}/curves.png)",
         "",
         "## How it was trained",
         "",
@@ -125,6 +129,8 @@ def main(argv=None) -> None:
     docs = ROOT / "docs"
     val = evaluation.evaluate(model, train_images[val_idx], train_labels[val_idx])
     test = evaluation.evaluate(model, test_images, test_labels, output_dir=docs / f"pretrained_{name}")
+    for kept in ("curves.png", "history.csv"):
+        shutil.copy(args.run_dir / kept, docs / f"pretrained_{name}" / kept)
     test_tta = evaluation.evaluate(model, test_images, test_labels, tta=True)
     half_pred = evaluation.predict_proba(model, test_images).argmax(-1)
     full_pred = evaluation.predict_proba(full, test_images).argmax(-1)
