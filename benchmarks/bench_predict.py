@@ -32,9 +32,11 @@ from bench_train import (  # noqa: E402  (the sibling script, shared machinery)
     WorkerProcess,
     hardware_info,
     listed,
+    log,
+    report_context,
+    require_positive,
     send,
     serve,
-    versions,
 )
 
 
@@ -249,10 +251,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--json", metavar="PATH", help="write the figures to PATH")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    for name in ("runs", "batch_images", "batch_size", "rounds"):
-        if getattr(args, name) < 1:
-            parser.error(f"--{name.replace('_', '-')} must be at least 1. "
-                         f"Received: {getattr(args, name)}")
+    require_positive(parser, args, ("runs", "batch_images", "batch_size", "rounds"))
     if args.model_predict_runs < 0:
         parser.error(f"--model-predict-runs must be >= 0. Received: {args.model_predict_runs}")
     if args.model_path and not Path(args.model_path).exists():
@@ -266,21 +265,13 @@ def main(argv=None) -> dict | None:
         worker(json.loads(args.worker))
         return None
 
-    def log(message):
-        print(message, file=sys.stderr, flush=True)
-
     hardware = hardware_info()
     load_before = os.getloadavg()
     rows = measure(args, log)
     report = {
         "benchmark": "predict",
         "model": args.model_path or args.model,
-        "hardware": hardware,
-        "versions": versions(),
-        "load_average_before": load_before,
-        "load_average_after": os.getloadavg(),
-        "settings": {k: v for k, v in vars(args).items() if k not in ("json", "worker")},
-        "command": [Path(sys.argv[0]).name, *(sys.argv[1:] if argv is None else argv)],
+        **report_context(args, argv, hardware, load_before),
         "rows": rows,
         "results": {row["backend"]: row for row in rows},
     }

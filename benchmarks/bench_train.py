@@ -404,17 +404,9 @@ def format_table(rows: list[dict]) -> str:
 
 def hardware_info() -> dict:
     """CPU model, cores and the bf16 instructions that decide if mixed precision can pay."""
-    model, flags = platform.processor(), set()
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                key, _, value = line.partition(":")
-                if key.strip() == "model name":
-                    model = value.strip()
-                elif key.strip() == "flags":
-                    flags = set(value.split())
-    except OSError:
-        pass
+    from fer_keras.runinfo import cpu_info
+
+    model, flags = cpu_info()
     return {
         "cpu": model,
         "cores": os.cpu_count(),
@@ -490,10 +482,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--json", metavar="PATH", help="write the figures to PATH")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    for name in ("steps", "rounds", "reference_batch_size"):
-        if getattr(args, name) < 1:
-            parser.error(f"--{name.replace('_', '-')} must be at least 1. "
-                         f"Received: {getattr(args, name)}")
+    require_positive(parser, args, ("steps", "rounds", "reference_batch_size"))
     if args.warmup_steps < 0 or any(b < 1 for b in args.batch_size):
         parser.error("--warmup-steps must be >= 0 and batch sizes >= 1. Received: "
                      f"--warmup-steps {args.warmup_steps}, --batch-size {args.batch_size}")
@@ -502,14 +491,36 @@ def parse_args(argv=None) -> argparse.Namespace:
     return args
 
 
+def require_positive(parser: argparse.ArgumentParser, args, names) -> None:
+    """Exits through `parser.error` unless each option in `names` is at least 1."""
+    for name in names:
+        if getattr(args, name) < 1:
+            parser.error(f"--{name.replace('_', '-')} must be at least 1. "
+                         f"Received: {getattr(args, name)}")
+
+
+def log(message: str) -> None:
+    """Progress goes to stderr, so stdout holds only the table."""
+    print(message, file=sys.stderr, flush=True)
+
+
+def report_context(args, argv, hardware: dict, load_before) -> dict:
+    """What every benchmark report records about where and how it ran."""
+    return {
+        "hardware": hardware,
+        "versions": versions(),
+        "load_average_before": load_before,
+        "load_average_after": os.getloadavg(),
+        "settings": {k: v for k, v in vars(args).items() if k not in ("json", "worker")},
+        "command": [Path(sys.argv[0]).name, *(sys.argv[1:] if argv is None else argv)],
+    }
+
+
 def main(argv=None) -> dict | None:
     args = parse_args(argv)
     if args.worker:
         worker(json.loads(args.worker))
         return None
-
-    def log(message):
-        print(message, file=sys.stderr, flush=True)
 
     hardware = hardware_info()
     log(f"{hardware['cpu']}, {hardware['cores']} cores; "
@@ -527,13 +538,8 @@ def main(argv=None) -> dict | None:
         "benchmark": "train",
         "data": "synthetic: random uint8 0-255 48x48x1 images as float32, 7 classes, "
                 "in memory (the input pipeline is not measured)",
-        "hardware": hardware,
-        "versions": versions(),
-        "load_average_before": load_before,
-        "load_average_after": os.getloadavg(),
+        **report_context(args, argv, hardware, load_before),
         "wall_s": time.perf_counter() - start,
-        "settings": {k: v for k, v in vars(args).items() if k not in ("json", "worker")},
-        "command": [Path(sys.argv[0]).name, *(sys.argv[1:] if argv is None else argv)],
         "rows": rows,
         "results": fastest_per_backend(rows),
     }

@@ -37,16 +37,24 @@ def accelerators() -> list[str]:
     return []
 
 
-def cpu_flags() -> set[str]:
-    """The instruction-set flags of this CPU (Linux; empty where unknown)."""
+def cpu_info() -> tuple[str, set[str]]:
+    """This CPU's model name and instruction-set flags, from /proc/cpuinfo.
+
+    Elsewhere than Linux: `platform.processor()` and no flags.
+    """
+    model, flags = platform.processor(), set()
     try:
         with open("/proc/cpuinfo") as f:
             for line in f:
-                if line.startswith("flags"):
-                    return set(line.split(":", 1)[1].split())
+                key, _, value = line.partition(":")
+                if key.strip() == "model name":
+                    model = value.strip()
+                elif key.strip() == "flags":
+                    flags = set(value.split())
+                    break
     except OSError:
         pass
-    return set()
+    return model, flags
 
 
 def cpu_has_bfloat16(flags: set[str] | None = None) -> bool:
@@ -54,7 +62,7 @@ def cpu_has_bfloat16(flags: set[str] | None = None) -> bool:
 
     Without them, bfloat16 is emulated and training gets slower, not faster.
     """
-    flags = cpu_flags() if flags is None else flags
+    flags = cpu_info()[1] if flags is None else flags
     return bool(flags & {"avx512_bf16", "amx_bf16"})
 
 
