@@ -50,6 +50,9 @@ def main(argv=None) -> None:
                         help="data-parallel over all devices (jax, tensorflow; TPU too)")
     parser.add_argument("--backup-every", type=int,
                         help="also back up every N steps, not only every epoch")
+    parser.add_argument("--init-from", metavar="PATH",
+                        help="start from this model.keras of the same --model (fine-tuning, "
+                        "a second learning-rate cycle), or 'pretrained' for the shipped one")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--quiet", action="store_true", help="one line per epoch")
     args = parser.parse_args(argv)
@@ -69,6 +72,7 @@ def main(argv=None) -> None:
             folds=args.folds, steps_per_epoch=args.steps_per_epoch,
             mixed_precision=args.mixed_precision, seed=args.seed,
             distribute=args.distribute, backup_every=args.backup_every,
+            init_from=args.init_from,
             verbose=2 if args.quiet else "auto", command=["train.py", *argv],
         )
     )

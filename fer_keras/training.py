@@ -23,6 +23,7 @@ import keras
 
 from fer_keras import data as fer_data
 from fer_keras.classes import CLASS_NAMES
+from fer_keras.loading import load_model, pretrained_path
 from fer_keras.models import build_model
 from fer_keras.plots import plot_curves
 from fer_keras.recipes import OPTIMIZERS, SCHEDULES, Recipe
@@ -49,6 +50,7 @@ class TrainConfig:
     seed: int = 0
     distribute: bool = False
     backup_every: int | None = None
+    init_from: str | None = None
     verbose: int | str = "auto"
     command: Sequence[str] | None = None
     callbacks: Sequence[keras.callbacks.Callback] = ()
@@ -127,6 +129,33 @@ def add_l2(model: keras.Model, weight_decay: float) -> None:
     for variable in model.trainable_weights:
         if len(variable.shape) > 1:
             variable.regularizer = l2
+
+
+def init_source(init_from: str, model_name: str) -> Path:
+    """The `.keras` file `init_from` names: a path, or "pretrained" for the shipped one."""
+    if init_from == "pretrained":
+        return pretrained_path(model_name)
+    return Path(init_from)
+
+
+def init_weights(model: keras.Model, init_from: str, model_name: str) -> None:
+    """Starts `model` from the weights of a saved `model_name` model.
+
+    Fine-tuning and a second learning-rate cycle (warm restart) both start here;
+    the optimizer starts fresh. A resumed run still continues from its backup.
+    """
+    path = init_source(init_from, model_name)
+    source = load_model(path, num_classes=model.outputs[0].shape[-1])
+    expected = [tuple(w.shape) for w in model.weights]
+    received = [tuple(w.shape) for w in source.weights]
+    if expected != received:
+        raise TrainingError(
+            f"--init-from {path} is not a {model_name!r} model: its weights have "
+            f"shapes {received[:3]}... ({len(received)} in all), expected "
+            f"{expected[:3]}... ({len(expected)}). Pass a model.keras trained "
+            f"with --model {model_name}."
+        )
+    model.set_weights(source.get_weights())
 
 
 def _one_hot(dataset, num_classes):
@@ -298,6 +327,8 @@ def _fit_one(config, data_dir, images, labels, train_idx, val_idx) -> dict:
 
     with _distribution_scope(config.distribute):
         model = build_model(config.model, num_classes=num_classes)
+        if config.init_from:
+            init_weights(model, config.init_from, config.model)
         add_l2(model, recipe.weight_decay if recipe.optimizer != "adamw" else 0.0)
         model.compile(
             optimizer=make_optimizer(recipe, steps),
@@ -339,6 +370,7 @@ def _fit_one(config, data_dir, images, labels, train_idx, val_idx) -> dict:
         "recipe": recipe.to_dict(),
         "command": list(config.command or sys.argv),
         "seed": config.seed,
+        "init_from": config.init_from and str(init_source(config.init_from, config.model)),
         "dtype_policy": policy,
         "data_dir": str(data_dir),
         "data": {

@@ -10,6 +10,8 @@ import pytest
 import keras
 
 from fer_keras import recipes, training
+from fer_keras.loading import ModelFileError
+from fer_keras.models import build_model
 from tiny_data import write_kaggle_folders
 
 
@@ -81,6 +83,44 @@ def test_history_rows_beyond_the_backup_are_dropped(data_dir, tmp_path):
         writer.writerow({**rows[0], "epoch": "1"})
     training.train(_config(data_dir, out, epochs=2))
     assert [int(r["epoch"]) for r in _history(out)] == [0, 1]
+
+
+class _WeightsAtStart(keras.callbacks.Callback):
+    def on_train_begin(self, logs=None):
+        self.weights = [np.array(w) for w in self.model.get_weights()]
+
+
+def _saved_model(path, name, seed):
+    keras.utils.set_random_seed(seed)
+    model = build_model(name)
+    model.save(path)
+    return [np.array(w) for w in model.get_weights()]
+
+
+def test_init_from_starts_training_from_the_saved_weights(data_dir, tmp_path):
+    source = _saved_model(tmp_path / "source.keras", "baseline", seed=123)
+    start = _WeightsAtStart()
+    training.train(_config(data_dir, tmp_path / "run", epochs=1, steps_per_epoch=1,
+                           init_from=str(tmp_path / "source.keras"), callbacks=[start]))
+    assert len(start.weights) == len(source)
+    for got, expected in zip(start.weights, source):
+        np.testing.assert_array_equal(got, expected)
+    run = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert run["init_from"] == str(tmp_path / "source.keras")
+
+
+def test_init_from_another_architecture_is_refused(data_dir, tmp_path):
+    _saved_model(tmp_path / "baseline.keras", "baseline", seed=0)
+    config = _config(data_dir, tmp_path / "run", model="kernels",
+                     init_from=str(tmp_path / "baseline.keras"))
+    with pytest.raises(training.TrainingError, match="not a 'kernels' model.*--model kernels"):
+        training.train(config)
+
+
+def test_init_from_pretrained_needs_a_shipped_model(data_dir, tmp_path):
+    config = _config(data_dir, tmp_path / "run", init_from="pretrained")
+    with pytest.raises(ModelFileError, match="No pretrained model named 'baseline'"):
+        training.train(config)
 
 
 def test_nan_loss_stops_with_clear_error(data_dir, tmp_path):
