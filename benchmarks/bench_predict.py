@@ -6,6 +6,9 @@ what the predictor saves, `model.predict` on one face. The model is a
 `.keras` file (`--model-path`), or a zoo model with random weights
 (`--model`; the speed does not depend on the weights).
 
+`--litert` adds the model exported as `python export.py --format tflite
+--quantize` does (int8 weights), run by the same `Predictor` through LiteRT.
+
 Without `--backends`, it runs in this process under the current Keras
 backend. With it, each backend runs in its own process; the processes load
 and compile one after the other, then measure in turn, round after round,
@@ -14,7 +17,7 @@ so the load of other processes on a shared machine falls on all of them.
 Example:
 
     KERAS_BACKEND=jax python benchmarks/bench_predict.py --model cbam
-    python benchmarks/bench_predict.py --backends jax,tensorflow,torch --json predict.json
+    python benchmarks/bench_predict.py --backends jax,tensorflow,torch --litert --json p.json
 """
 
 import argparse
@@ -22,6 +25,7 @@ import json
 import os
 import statistics
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -59,14 +63,21 @@ class _PredictRunner:
         else:
             keras.utils.set_random_seed(0)
             model = build_model(config["model"])
+        self.backend = keras.backend.backend()
+        if config.get("litert"):
+            from fer_keras.export import export_model
+
+            self._folder = tempfile.TemporaryDirectory()
+            model = export_model(model, Path(self._folder.name) / "model.tflite",
+                                 "tflite", quantize=True)
+            self.backend = "litert int8"
         self.load_s = time.perf_counter() - start
-        self.model = model
         self.predictor = Predictor(model, batch_size=config["batch_size"])
+        self.model = self.predictor.model
         h, w = self.predictor.image_shape
         rng = np.random.default_rng(0)
         self.faces = rng.integers(0, 256, (64, h, w), dtype=np.uint8)
         self.batch = rng.integers(0, 256, (config["batch_images"], h, w, 1), dtype=np.uint8)
-        self.backend = keras.backend.backend()
         self._predict_compiled = False
 
     def warm_up(self) -> dict:
@@ -86,6 +97,8 @@ class _PredictRunner:
             wall, cpu = self._latencies(self.predictor.predict_proba, request["runs"])
             return {"ms": wall, "cpu_ms": cpu}
         if request["op"] == "model_predict":
+            if self.model is None:
+                return {"ms": []}
             if not self._predict_compiled:
                 self._model_predict(self.faces[0])
                 self._predict_compiled = True
@@ -155,11 +168,14 @@ def measure(args, log) -> list[dict]:
             "batch_size": args.batch_size, "batch_images": args.batch_images}
     handles, rows = [], []
     try:
-        for backend in args.backends or [None]:
+        for backend in [*(args.backends or [None]), *(["litert"] if args.litert else [])]:
             log(f"loading {args.model_path or args.model} under "
                 f"{backend or 'the current backend'} ...")
             if backend is None:
                 handle = _InProcess(base)
+            elif backend == "litert":
+                handle = WorkerProcess(Path(__file__), {**base, "litert": True},
+                                       "tensorflow", "predict with LiteRT")
             else:
                 handle = WorkerProcess(Path(__file__), {**base, "backend": backend},
                                        backend, f"predict under {backend}")
@@ -237,6 +253,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--backends", type=listed(str, BACKENDS),
                         help="comma-separated backends, each in its own process "
                              "(default: the current backend, in this process)")
+    parser.add_argument("--litert", action="store_true",
+                        help="also measure the model exported to LiteRT with int8 weights "
+                             "(export.py --format tflite --quantize), in its own process")
     parser.add_argument("--runs", type=int, default=300,
                         help="single-face predictions per backend, for p50 and p99 (default 300)")
     parser.add_argument("--model-predict-runs", type=int, default=30,

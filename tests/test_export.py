@@ -89,6 +89,14 @@ def test_default_paths():
         "model_saved_model")
 
 
+def test_quantize_is_for_tflite_under_tensorflow():
+    export.check_quantize("tflite", backend="tensorflow")
+    with pytest.raises(ValueError, match="Received: format='onnx', backend='tensorflow'"):
+        export.check_quantize("onnx", backend="tensorflow")
+    with pytest.raises(ValueError, match="backend='jax'. Use --format tflite --backend tensorflow"):
+        export.check_quantize("tflite", backend="jax")
+
+
 @pytest.mark.slow
 def test_export_script_checks_its_output(model_path):
     for module in ("tensorflow", "tf2onnx", "onnxruntime"):

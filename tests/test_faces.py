@@ -205,6 +205,16 @@ def test_model_with_wrong_input_shape_names_the_file(tmp_path):
         faces.EmotionRecognizer(fer_keras.build_model("baseline", num_classes=3))
 
 
+@pytest.mark.slow
+def test_litert_export_finds_the_same_faces_and_emotions(litert_files, astronaut):
+    expected = faces.EmotionRecognizer(litert_files["keras"]).predict(astronaut)
+    recognizer = faces.EmotionRecognizer(str(litert_files["float"]))
+    assert recognizer.model is None and recognizer.input_size == (48, 48)
+    found = recognizer.predict(astronaut)
+    assert [f.box for f in found] == [f.box for f in expected] and len(found) == 1
+    np.testing.assert_allclose(found[0].probabilities, expected[0].probabilities, atol=1e-5)
+
+
 def test_default_pretrained_model_sees_the_astronaut_smile(astronaut):
     found = faces.EmotionRecognizer().predict(astronaut)
     assert len(found) == 1

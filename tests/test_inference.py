@@ -124,3 +124,35 @@ def test_padded_size():
     sizes = [inference._padded_size(n, 256) for n in (1, 2, 3, 5, 64, 65, 200, 256)]
     assert sizes == [1, 2, 4, 8, 64, 128, 256, 256]
     assert inference._padded_size(90, 100) == 100
+
+
+@pytest.mark.slow
+def test_litert_file_gives_the_keras_probabilities(litert_files):
+    model = keras.saving.load_model(litert_files["keras"])
+    predictor = Predictor(litert_files["float"], batch_size=4)
+    assert predictor.model is None and predictor.image_shape == (48, 48)
+    faces = _faces(9, seed=3)
+    np.testing.assert_allclose(predictor.predict_proba(faces), _expected(model, faces),
+                               atol=1e-5)
+    np.testing.assert_allclose(predictor.predict_proba(faces[0]),
+                               _expected(model, faces[:1]), atol=1e-5)
+    assert predictor.predict_proba(faces[:0]).shape == (0, len(CLASS_NAMES))
+
+
+@pytest.mark.slow
+def test_quantized_litert_file_is_small_and_close(litert_files):
+    model = keras.saving.load_model(litert_files["keras"])
+    assert litert_files["int8"].stat().st_size < 0.35 * litert_files["float"].stat().st_size
+    predictor = Predictor(litert_files["int8"], num_threads=1)
+    faces = _faces(32, seed=4)
+    got, expected = predictor.predict_proba(faces), _expected(model, faces)
+    assert np.max(np.abs(got - expected)) < 0.05
+    np.testing.assert_allclose(got.sum(axis=-1), 1.0, rtol=1e-5)
+
+
+def test_litert_files_that_are_missing_or_broken(tmp_path):
+    with pytest.raises(ModelFileError, match="not found.*export.py --format tflite"):
+        Predictor(tmp_path / "missing.tflite")
+    (tmp_path / "broken.tflite").write_bytes(b"not a flatbuffer" * 8)
+    with pytest.raises(ModelFileError, match="broken.tflite is not a LiteRT"):
+        Predictor(tmp_path / "broken.tflite")
