@@ -17,12 +17,14 @@ def main(argv=None) -> None:
     cli.select_backend(argv)
 
     from fer_keras import data, evaluation, loading
+    from fer_keras.inference import Predictor
     from fer_keras.runinfo import environment_info
 
     parser = argparse.ArgumentParser(description=__doc__)
     cli.add_backend_argument(parser)
     parser.add_argument("--model-path", nargs="+",
-                        help=".keras file(s) (default: newest runs/**/model.keras)")
+                        help=".keras file(s), or .tflite exports (default: newest "
+                        "runs/**/model.keras)")
     parser.add_argument("--data-dir", help="FER2013 folder or fer2013.csv "
                         "(default: $FER2013_DIR, else download with kagglehub)")
     parser.add_argument("--split", default="test", help="split to evaluate (default: test)")
@@ -40,7 +42,11 @@ def main(argv=None) -> None:
     paths = [Path(p) for p in args.model_path] if args.model_path else [
         loading.find_latest_model(args.runs_dir)
     ]
-    models = [loading.load_model(p) for p in paths]
+    if args.gradcam and any(p.suffix == ".tflite" for p in paths):
+        parser.error("--gradcam needs the gradients of a .keras model; a .tflite export "
+                     f"has none. Received: --model-path {' '.join(map(str, paths))}")
+    models = [Predictor(p, batch_size=args.batch_size) if p.suffix == ".tflite"
+              else loading.load_model(p) for p in paths]
     data_dir = data.locate_data(args.data_dir)
     images, labels = data.load_split(data_dir, args.split)
     print(f"Evaluating on {len(labels)} {args.split} images from {data_dir}")

@@ -9,17 +9,26 @@ import numpy as np
 import keras
 
 from fer_keras.classes import CLASS_NAMES
+from fer_keras.inference import Predictor
 from fer_keras.plots import plot_confusion_matrix, plot_per_class
 
 
 def predict_proba(
-    model: keras.Model, images: np.ndarray, batch_size: int = 256, tta: bool = False
+    model: "keras.Model | Predictor", images: np.ndarray, batch_size: int = 256,
+    tta: bool = False,
 ) -> np.ndarray:
     """Class probabilities of raw 0-255 grey images (N, 48, 48, 1).
 
-    With `tta`, averages the probabilities of each image and its mirror image.
+    `model` is a Keras model, or a `Predictor` (which also runs `.tflite`
+    exports). With `tta`, averages the probabilities of each image and its
+    mirror image.
     """
     images = np.asarray(images, dtype="float32")
+    if isinstance(model, Predictor):
+        probs = model.predict_proba(images)
+        if tta:
+            probs = (probs + model.predict_proba(images[:, :, ::-1])) / 2
+        return probs
     logits = model.predict(images, batch_size=batch_size, verbose=0)
     probs = keras.ops.convert_to_numpy(keras.ops.softmax(logits, axis=-1))
     if tta:
@@ -94,7 +103,7 @@ def comparison_table(results: Mapping[str, Mapping]) -> str:
 
 
 def evaluate(
-    model: keras.Model,
+    model: "keras.Model | Predictor",
     images: np.ndarray,
     labels: np.ndarray,
     output_dir=None,

@@ -81,6 +81,7 @@ class Predictor:
                 f"and batch its inputs. Received: a model with input shape {input_shape}"
             )
         self.model = model
+        self.name = model.name
         self.image_shape = (int(input_shape[1]), int(input_shape[2]))
         self._backend = keras.backend.backend()
         self._forward = _compile_forward(model, self._backend)
@@ -101,6 +102,7 @@ class Predictor:
                 "a fixed size, (batch, height, width, 1)."
             )
         self.model = None
+        self.name = path.stem
         self.image_shape = (int(shape[1]), int(shape[2]))
         self._backend = "litert"
 

@@ -6,6 +6,7 @@ import pytest
 import keras
 
 from fer_keras import CLASS_NAMES, build_model, evaluation
+from fer_keras.inference import Predictor
 
 
 def test_metrics_against_hand_computed_values():
@@ -37,6 +38,16 @@ def test_tta_averages_image_and_mirror():
     tta = evaluation.predict_proba(model, images, tta=True)
     np.testing.assert_allclose(tta, (plain + mirror) / 2, atol=1e-5)
     np.testing.assert_allclose(tta.sum(axis=1), 1.0, atol=1e-5)
+
+
+def test_a_predictor_gives_the_model_probabilities():
+    model = build_model("baseline")
+    images = np.random.default_rng(1).integers(0, 256, (5, 48, 48, 1)).astype("float32")
+    for tta in (False, True):
+        np.testing.assert_allclose(
+            evaluation.predict_proba(Predictor(model, batch_size=2), images, tta=tta),
+            evaluation.predict_proba(model, images, tta=tta), atol=1e-5,
+        )
 
 
 def test_evaluate_writes_metrics_and_plots(tmp_path):

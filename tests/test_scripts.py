@@ -99,6 +99,27 @@ def test_evaluate_without_runs_uses_the_pretrained_model(data_dir, tmp_path):
 
 
 @once
+def test_evaluate_a_litert_export_like_its_keras_model(litert_files, data_dir, tmp_path):
+    run_script("evaluate.py", "--model-path", str(litert_files["keras"]),
+               str(litert_files["float"]), "--data-dir", str(data_dir),
+               "--output-dir", str(tmp_path))
+    keras_metrics, litert_metrics = (
+        json.loads(next(tmp_path.glob(f"model{i}_*/metrics.json")).read_text())
+        for i in (1, 2)
+    )
+    assert litert_metrics["model_path"] == str(litert_files["float"])
+    assert litert_metrics["confusion_matrix"] == keras_metrics["confusion_matrix"]
+    assert (next(tmp_path.glob("model2_*")) / "confusion_matrix.png").exists()
+
+
+@once
+def test_gradcam_of_a_litert_export_is_refused(litert_files, data_dir):
+    result = run_script("evaluate.py", "--model-path", str(litert_files["float"]),
+                        "--gradcam", "2", "--data-dir", str(data_dir), check=False)
+    assert result.returncode == 2 and "a .tflite export has none" in result.stderr
+
+
+@once
 def test_backend_disagreement_is_an_error():
     result = run_script("train.py", backend=OTHER, env_backend=BACKEND, check=False)
     assert result.returncode != 0
