@@ -70,6 +70,21 @@ class EpochStats(keras.callbacks.Callback):
             )
 
 
+class CurvesPlot(keras.callbacks.Callback):
+    """Redraws curves.png from history.csv after each epoch, so a long run
+    (or an interrupted one) shows its progress, not only a finished one."""
+
+    def __init__(self, history_path: Path, title: str):
+        super().__init__()
+        self.history_path = Path(history_path)
+        self.title = title
+
+    def on_epoch_end(self, epoch, logs=None):
+        history = _read_history(self.history_path)
+        if history:
+            plot_curves(history, self.history_path.parent / "curves.png", title=self.title)
+
+
 class StopOnNaN(keras.callbacks.TerminateOnNaN):
     """Stops at the first non-finite loss and remembers where, to say so."""
 
@@ -358,6 +373,7 @@ def _fit_one(config, data_dir, images, labels, train_idx, val_idx) -> dict:
             str(backup_dir), save_freq=config.backup_every or "epoch"
         ),
         nan_guard,
+        CurvesPlot(history_path, title=f"{config.model} ({config.recipe_name})"),
         *config.callbacks,
     ]
     class_weight = fer_data.class_weights(

@@ -62,6 +62,7 @@ def test_interrupted_run_resumes_without_gap_or_repeat(data_dir, tmp_path):
     with pytest.raises(KeyboardInterrupt):
         training.train(_config(data_dir, out, epochs=3, callbacks=[_Interrupt()]))
     assert [r["epoch"] for r in _history(out)] == ["0"]
+    assert (out / "curves.png").stat().st_size > 0
     assert json.loads((out / "backup" / "training_metadata.json").read_text())["epoch"] == 1
 
     summary = training.train(_config(data_dir, out, epochs=3))
