@@ -52,7 +52,8 @@ def main(argv=None) -> None:
                         help="also back up every N steps, not only every epoch")
     parser.add_argument("--init-from", metavar="PATH",
                         help="start from this model.keras of the same --model (fine-tuning, "
-                        "a second learning-rate cycle), or 'pretrained' for the shipped one")
+                        "a second learning-rate cycle), or 'pretrained' for the shipped one; "
+                        "give the --seed it was trained with, which draws the validation split")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--quiet", action="store_true", help="one line per epoch")
     args = parser.parse_args(argv)

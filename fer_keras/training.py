@@ -23,7 +23,7 @@ import keras
 
 from fer_keras import data as fer_data
 from fer_keras.classes import CLASS_NAMES
-from fer_keras.loading import load_model, pretrained_path
+from fer_keras.loading import is_pretrained, load_model, pretrained_path
 from fer_keras.models import build_model
 from fer_keras.plots import plot_curves
 from fer_keras.recipes import OPTIMIZERS, SCHEDULES, Recipe
@@ -151,6 +151,34 @@ def init_source(init_from: str, model_name: str) -> Path:
     if init_from == "pretrained":
         return pretrained_path(model_name)
     return Path(init_from)
+
+
+def source_run(path: Path) -> dict | None:
+    """The run.json record of a saved model (the card's record for a pretrained one)."""
+    if is_pretrained(path):
+        card = path.with_suffix(".json")
+        return json.loads(card.read_text()).get("run") if card.exists() else None
+    run = path.parent / "run.json"
+    return json.loads(run.read_text()) if run.exists() else None
+
+
+def check_same_split(path: Path, seed: int, val_split: float) -> None:
+    """Refuses to validate a started model on images it was trained on.
+
+    The seed and the fraction draw the validation split; another draw would
+    put the source model's training images into this run's validation set
+    and inflate its accuracy.
+    """
+    run = source_run(path)
+    if not run or "seed" not in run:
+        return
+    if (run["seed"], run.get("val_split", 0.1)) != (seed, val_split):
+        raise TrainingError(
+            f"--init-from {path} was trained with --seed {run['seed']} --val-split "
+            f"{run.get('val_split', 0.1)}; this run has --seed {seed} --val-split "
+            f"{val_split}, so its validation images would include images that model "
+            f"trained on. Pass --seed {run['seed']} --val-split {run.get('val_split', 0.1)}."
+        )
 
 
 def init_weights(model: keras.Model, init_from: str, model_name: str) -> None:
@@ -343,6 +371,8 @@ def _fit_one(config, data_dir, images, labels, train_idx, val_idx) -> dict:
     with _distribution_scope(config.distribute):
         model = build_model(config.model, num_classes=num_classes)
         if config.init_from:
+            check_same_split(init_source(config.init_from, config.model), config.seed,
+                             config.val_split)
             init_weights(model, config.init_from, config.model)
         add_l2(model, recipe.weight_decay if recipe.optimizer != "adamw" else 0.0)
         model.compile(

@@ -110,11 +110,29 @@ def test_init_from_starts_training_from_the_saved_weights(data_dir, tmp_path):
     assert run["init_from"] == str(tmp_path / "source.keras")
 
 
+def test_init_from_refuses_another_validation_split(data_dir, tmp_path):
+    first = tmp_path / "first"
+    training.train(_config(data_dir, first, epochs=1, steps_per_epoch=1, seed=3))
+    source = str(first / "model.keras")
+    with pytest.raises(training.TrainingError, match="Pass --seed 3 --val-split 0.25"):
+        training.train(_config(data_dir, tmp_path / "other", init_from=source, seed=4))
+    assert not (tmp_path / "other" / "model.keras").exists()
+    training.train(_config(data_dir, tmp_path / "same", epochs=1, steps_per_epoch=1,
+                           init_from=source, seed=3))
+    assert (tmp_path / "same" / "model.keras").exists()
+
+
 def test_init_from_another_architecture_is_refused(data_dir, tmp_path):
     _saved_model(tmp_path / "baseline.keras", "baseline", seed=0)
     config = _config(data_dir, tmp_path / "run", model="kernels",
                      init_from=str(tmp_path / "baseline.keras"))
     with pytest.raises(training.TrainingError, match="not a 'kernels' model.*--model kernels"):
+        training.train(config)
+
+
+def test_init_from_pretrained_keeps_its_validation_split(data_dir, tmp_path):
+    config = _config(data_dir, tmp_path / "run", model="cbam", init_from="pretrained")
+    with pytest.raises(training.TrainingError, match="cbam.keras was trained with --seed 1"):
         training.train(config)
 
 
