@@ -6,14 +6,16 @@ Stores the run's best model (chosen by validation accuracy during training)
 with float16 weights and no optimizer state as
 `fer_keras/pretrained/<model>.keras`, measures it again on the run's own
 validation split and on the test split (with and without mirror test-time
-augmentation), and writes `<model>.json` (every figure) and `<model>.md` (the
-model card) beside it, and the confusion matrix, per-class plot, training
-curves and history under `docs/pretrained_<model>/`.
+augmentation, and as the int8 LiteRT export `export.py --quantize` writes),
+and writes `<model>.json` (every figure) and `<model>.md` (the model card)
+beside it, and the confusion matrix, per-class plot, training curves and
+history under `docs/pretrained_<model>/`. A run started with `--init-from`
+another run is described with that run: every command, one history.
 """
 
 import argparse
+import csv
 import json
-import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -24,13 +26,36 @@ sys.path.insert(0, str(ROOT))
 import cli  # noqa: E402
 
 
+def run_chain(run_dir: Path) -> list[tuple[Path, dict]]:
+    """The run and the runs it started from (`--init-from`), oldest first."""
+    chain = [(run_dir, json.loads((run_dir / "run.json").read_text()))]
+    while chain[0][1].get("init_from"):
+        source = Path(chain[0][1]["init_from"]).parent
+        if not (source / "run.json").exists() or any(source == d for d, _ in chain):
+            break
+        chain.insert(0, (source, json.loads((source / "run.json").read_text())))
+    return chain
+
+
+def joined_history(chain) -> list[dict]:
+    """The histories of a chain of runs as one, epochs numbered on."""
+    from fer_keras.training import _read_history
+
+    rows, offset = [], 0
+    for run_dir, _ in chain:
+        history = _read_history(run_dir / "history.csv")
+        rows += [{**r, "epoch": str(int(r["epoch"]) + offset)} for r in history]
+        offset += len(history)
+    return rows
+
+
 def _row(metrics) -> str:
     return " | ".join(f"{metrics['per_class'][n]['accuracy']:.1%}" for n in metrics["per_class"])
 
 
 def model_card(name: str, info: dict) -> str:
     run, val, test, test_tta = info["run"], info["val"], info["test"], info["test_tta"]
-    recipe = run["recipe"]
+    chain = info.get("runs", [run])
     classes = list(test["per_class"])
     lines = [
         f"# Pretrained `{name}`",
@@ -48,6 +73,9 @@ def model_card(name: str, info: dict) -> str:
         f"| test | {test['num_samples']:,} | {test['accuracy']:.2%} | {test['macro_f1']:.4f} |",
         f"| test, mirror TTA | {test_tta['num_samples']:,} | {test_tta['accuracy']:.2%} | "
         f"{test_tta['macro_f1']:.4f} |",
+        *([f"| test, int8 LiteRT export | {info['litert_int8']['test']['num_samples']:,} | "
+           f"{info['litert_int8']['test']['accuracy']:.2%} | "
+           f"{info['litert_int8']['test']['macro_f1']:.4f} |"] if "litert_int8" in info else []),
         "",
         "Per-class accuracy (recall):",
         "",
@@ -66,18 +94,24 @@ def model_card(name: str, info: dict) -> str:
         "",
         "## How it was trained",
         "",
+        *(["Two runs: the second started from the first's best checkpoint "
+           "(`--init-from`) with a fresh optimizer and a new learning-rate cycle, "
+           "on the same validation split.", ""] if len(chain) > 1 else []),
         "```bash",
-        "python " + " ".join(run["command"]),
+        *("python " + " ".join(r["command"]) for r in chain),
         "```",
         "",
-        f"- recipe: {run['recipe_name']} with overrides -> "
-        + ", ".join(f"{k}={v}" for k, v in recipe.items()),
+        *(f"- {'run ' + str(i) + ': ' if len(chain) > 1 else ''}recipe {r['recipe_name']} "
+          "with overrides -> " + ", ".join(f"{k}={v}" for k, v in r["recipe"].items())
+          + f"; {r['epochs']} epochs, best at epoch {r['best_epoch']} "
+          f"(validation {r['best_val_accuracy']:.2%})"
+          for i, r in enumerate(chain, start=1)),
         f"- data: {run['data']['train']['total']:,} training and "
         f"{run['data']['val']['total']:,} validation images "
-        f"(FER2013 train folder, stratified split {run['val_split']})",
-        f"- {run['epochs']} epochs, best at epoch {run['best_epoch']}; backend {run['backend']}, "
+        f"(FER2013 train folder, stratified split {run['val_split']}, seed {run['seed']})",
+        f"- {sum(r['epochs'] for r in chain)} epochs in all; backend {run['backend']}, "
         f"keras {run['versions']['keras']}, on {run['device']}, "
-        f"{info['seconds_per_epoch']:.0f} s per epoch",
+        f"{info['seconds_per_epoch']:.0f} s per epoch (median)",
         "",
         "## File",
         "",
@@ -87,6 +121,12 @@ def model_card(name: str, info: dict) -> str:
         f"{info['float32_test_accuracy']:.2%} on test; float16 storage changes "
         f"{info['changed_predictions']} of {test['num_samples']:,} test predictions.",
         "",
+        *([f"`python export.py --format tflite --quantize` writes it as LiteRT with int8 "
+           f"weights ({info['litert_int8']['file_bytes'] / 2**20:.1f} MiB; "
+           f"`fer_keras.inference.Predictor` runs it): validation "
+           f"{info['litert_int8']['val']['accuracy']:.2%}, test "
+           f"{info['litert_int8']['test']['accuracy']:.2%}.", ""]
+          if "litert_int8" in info else []),
         f"Made by `python {' '.join(info['command'])}`.",
         "",
     ]
@@ -97,9 +137,12 @@ def main(argv=None) -> None:
     argv = sys.argv[1:] if argv is None else argv
     cli.select_backend(argv)
 
+    import keras
     import numpy as np
 
-    from fer_keras import compact, data, evaluation, loading
+    from fer_keras import compact, data, evaluation, export, loading
+    from fer_keras.inference import Predictor
+    from fer_keras.plots import plot_curves
     from fer_keras.runinfo import environment_info
 
     parser = argparse.ArgumentParser(description=__doc__)
@@ -109,9 +152,11 @@ def main(argv=None) -> None:
     parser.add_argument("--name", help="pretrained name (default: the run's model)")
     args = parser.parse_args(argv)
 
-    run = json.loads((args.run_dir / "run.json").read_text())
-    if run.get("status") != "completed":
-        sys.exit(f"error: {args.run_dir} has status {run.get('status')!r}; finish the run first.")
+    chain = run_chain(args.run_dir)
+    run = chain[-1][1]
+    for run_dir, record in chain:
+        if record.get("status") != "completed":
+            sys.exit(f"error: {run_dir} has status {record.get('status')!r}; finish the run first.")
     name = args.name or run["model"]
     target = loading.PRETRAINED_DIR / f"{name}.keras"
     # Loaded uncompiled and saved again: the checkpoint's optimizer state stays behind.
@@ -129,9 +174,29 @@ def main(argv=None) -> None:
     docs = ROOT / "docs"
     val = evaluation.evaluate(model, train_images[val_idx], train_labels[val_idx])
     test = evaluation.evaluate(model, test_images, test_labels, output_dir=docs / f"pretrained_{name}")
-    for kept in ("curves.png", "history.csv"):
-        shutil.copy(args.run_dir / kept, docs / f"pretrained_{name}" / kept)
+    history = joined_history(chain)
+    with open(docs / f"pretrained_{name}" / "history.csv", "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(history[0]))
+        writer.writeheader()
+        writer.writerows(history)
+    plot_curves(history, docs / f"pretrained_{name}" / "curves.png",
+                title=f"pretrained {name}: " + " then ".join(
+                    f"{r['recipe_name']} {r['epochs']} epochs" for _, r in chain))
     test_tta = evaluation.evaluate(model, test_images, test_labels, tta=True)
+    litert = {}
+    if keras.backend.backend() == "tensorflow":
+        with tempfile.TemporaryDirectory() as tmp:
+            tflite = export.export_model(model, Path(tmp) / f"{name}.tflite", "tflite",
+                                         quantize=True)
+            predictor = Predictor(tflite)
+            litert["litert_int8"] = {
+                "file_bytes": tflite.stat().st_size,
+                "val": evaluation.evaluate(predictor, train_images[val_idx],
+                                           train_labels[val_idx]),
+                "test": evaluation.evaluate(predictor, test_images, test_labels),
+            }
+    else:
+        print("Not measured: the int8 LiteRT export (it needs --backend tensorflow)")
     half_pred = evaluation.predict_proba(model, test_images).argmax(-1)
     full_pred = evaluation.predict_proba(full, test_images).argmax(-1)
     info = {
@@ -141,8 +206,10 @@ def main(argv=None) -> None:
         "file_bytes": target.stat().st_size,
         "float32_test_accuracy": float((full_pred == test_labels).mean()),
         "changed_predictions": int((half_pred != full_pred).sum()),
-        "seconds_per_epoch": float(np.median(run["epoch_time_s"])),
+        "seconds_per_epoch": float(np.median([t for _, r in chain for t in r["epoch_time_s"]])),
         "run": run,
+        "runs": [r for _, r in chain],
+        **litert,
         "val": val,
         "test": test,
         "test_tta": test_tta,

@@ -1,0 +1,78 @@
+"""tools/make_pretrained.py: a run started from another is described with it."""
+
+import csv
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+from fer_keras.classes import CLASS_NAMES
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def tool():
+    spec = importlib.util.spec_from_file_location("make_pretrained",
+                                                  ROOT / "tools" / "make_pretrained.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _run(folder, epochs, val_accuracy, init_from=None, recipe_name="strong"):
+    folder.mkdir(parents=True)
+    history = [{"epoch": str(e), "loss": "1.0", "accuracy": "0.5", "val_loss": "1.1",
+                "val_accuracy": str(v)} for e, v in enumerate(val_accuracy)]
+    with open(folder / "history.csv", "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(history[0]))
+        writer.writeheader()
+        writer.writerows(history)
+    run = {
+        "status": "completed", "model": "cbam", "recipe_name": recipe_name,
+        "recipe": {"optimizer": "sgd", "epochs": epochs},
+        "command": ["train.py", "--output-dir", str(folder)], "seed": 1, "val_split": 0.1,
+        "init_from": init_from, "epochs": epochs,
+        "best_epoch": 1 + max(range(epochs), key=lambda e: val_accuracy[e]),
+        "best_val_accuracy": max(val_accuracy), "epoch_time_s": [400.0] * epochs,
+        "data": {"train": {"total": 100}, "val": {"total": 10}},
+        "backend": "tensorflow", "versions": {"keras": "3"}, "device": "cpu",
+    }
+    (folder / "run.json").write_text(json.dumps(run))
+    return run
+
+
+def _metrics(accuracy, n=3589):
+    per_class = {c: {"accuracy": accuracy} for c in CLASS_NAMES}
+    return {"accuracy": accuracy, "macro_f1": 0.5, "num_samples": n, "per_class": per_class}
+
+
+def test_a_restarted_run_is_described_with_the_run_it_started_from(tool, tmp_path):
+    _run(tmp_path / "first", 2, [0.4, 0.5])
+    _run(tmp_path / "second", 3, [0.55, 0.61, 0.6],
+         init_from=str(tmp_path / "first" / "model.keras"))
+    chain = tool.run_chain(tmp_path / "second")
+    assert [d.name for d, _ in chain] == ["first", "second"]
+    history = tool.joined_history(chain)
+    assert [int(r["epoch"]) for r in history] == [0, 1, 2, 3, 4]
+    assert [float(r["val_accuracy"]) for r in history] == [0.4, 0.5, 0.55, 0.61, 0.6]
+
+    runs = [r for _, r in chain]
+    info = {"run": runs[-1], "runs": runs, "val": _metrics(0.61, 10), "test": _metrics(0.6),
+            "test_tta": _metrics(0.62), "data_dir": "/data/fer2013", "file_bytes": 2**20,
+            "float32_test_accuracy": 0.6, "changed_predictions": 0, "seconds_per_epoch": 400,
+            "command": ["tools/make_pretrained.py", "second"],
+            "litert_int8": {"file_bytes": 2**19, "val": _metrics(0.612, 10),
+                            "test": _metrics(0.598)}}
+    card = tool.model_card("cbam", info)
+    for folder in ("first", "second"):
+        assert f"--output-dir {tmp_path / folder}" in card
+    assert "5 epochs in all" in card and "Two runs" in card
+    assert "| test, int8 LiteRT export | 3,589 | 59.80% |" in card
+    assert "validation 61.20%, test 59.80%" in card
+
+
+def test_a_single_run_has_no_chain(tool, tmp_path):
+    _run(tmp_path / "only", 2, [0.4, 0.5], init_from="/elsewhere/model.keras")
+    assert [d.name for d, _ in tool.run_chain(tmp_path / "only")] == ["only"]
