@@ -70,8 +70,8 @@ def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     cli.add_backend_argument(parser)
-    parser.add_argument("--model-path", help=".keras file (default: pretrained cbam, "
-                        "else a random cbam)")
+    parser.add_argument("--model-path", help=".keras file, or a .tflite export (default: "
+                        "pretrained cbam, else a random cbam)")
     parser.add_argument("--detector", choices=faces.DETECTORS, default="haar")
     parser.add_argument("--detection-size", type=int, default=400)
     parser.add_argument("--scale-factor", type=float, help="Haar scale step")
@@ -83,7 +83,9 @@ def main(argv=None) -> None:
     parser.add_argument("--json", help="also write the results to this JSON file")
     args = parser.parse_args(argv)
 
-    if args.model_path:
+    if args.model_path and Path(args.model_path).suffix == ".tflite":
+        model, model_name = args.model_path, args.model_path
+    elif args.model_path:
         model, model_name = loading.load_model(args.model_path), args.model_path
     else:
         try:

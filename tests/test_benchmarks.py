@@ -90,3 +90,16 @@ def test_bench_train_rejects_bad_options():
     )
     assert result.returncode == 2
     assert "Received: 'numpy'" in result.stderr
+
+
+@pytest.mark.skipif(BACKEND != "tensorflow", reason="a .tflite file runs without the "
+                    "Keras backend: checked in the tensorflow pass")
+def test_bench_faces_with_a_litert_export(litert_files, tmp_path):
+    pytest.importorskip("cv2")
+    out = tmp_path / "faces.json"
+    run_benchmark("bench_faces.py", "--model-path", str(litert_files["int8"]), "--frames", "2",
+                  "--video-batch", "2", "--crops", "2", "--json", str(out))
+    report = json.loads(out.read_text())
+    assert report["model"] == str(litert_files["int8"])
+    assert report["faces_found_per_frame"] == [1]
+    assert report["frames_per_s"] > 0 and report["frames_per_s_batched"] > 0
