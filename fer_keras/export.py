@@ -136,7 +136,7 @@ def load_exported(path, format: str, num_threads: int | None = None
     if not path.exists():
         raise FileNotFoundError(f"No exported model at {path}.")
     if format == "tflite":
-        return _tflite_runner(path, num_threads)
+        return _LiteRTRunner(path, num_threads)
     return {"saved_model": _saved_model_runner, "onnx": _onnx_runner}[format](path)
 
 
@@ -155,34 +155,39 @@ def _onnx_runner(path):
     return lambda x: session.run(None, {name: np.asarray(x, dtype="float32")})[0]
 
 
-def _tflite_runner(path, num_threads: int | None = None):
-    if _installed("ai_edge_litert"):
-        from ai_edge_litert.interpreter import Interpreter
-    else:
-        import tensorflow as tf
+class _LiteRTRunner:
+    """Runs a `.tflite` file: float32 (N, H, W, 1) -> logits, N free per call."""
 
-        Interpreter = tf.lite.Interpreter
-    try:
-        interpreter = Interpreter(model_path=str(path), num_threads=num_threads or os.cpu_count())
-    except ValueError as err:
-        raise loading.ModelFileError(f"{path} is not a LiteRT (.tflite) model: {err}") from err
-    input_index = interpreter.get_input_details()[0]["index"]
-    output_index = interpreter.get_output_details()[0]["index"]
-    shape = [None]
+    def __init__(self, path, num_threads: int | None = None):
+        if _installed("ai_edge_litert"):
+            from ai_edge_litert.interpreter import Interpreter
+        else:
+            import tensorflow as tf
 
-    def run(x):
+            Interpreter = tf.lite.Interpreter
+        try:
+            self.interpreter = Interpreter(model_path=str(path),
+                                           num_threads=num_threads or os.cpu_count())
+        except ValueError as err:
+            raise loading.ModelFileError(
+                f"{path} is not a LiteRT (.tflite) model: {err}"
+            ) from err
+        details = self.interpreter.get_input_details()[0]
+        self.input_shape = tuple(int(d) for d in details["shape_signature"])
+        self._input = details["index"]
+        self._output = self.interpreter.get_output_details()[0]["index"]
+        self._allocated_for = None
+
+    def __call__(self, x):
         x = np.asarray(x, dtype="float32")
-        if x.shape != shape[0]:
+        if x.shape != self._allocated_for:
             # The batch size is free in the file; size the tensors when it changes.
-            interpreter.resize_tensor_input(input_index, x.shape)
-            interpreter.allocate_tensors()
-            shape[0] = x.shape
-        interpreter.set_tensor(input_index, x)
-        interpreter.invoke()
-        return interpreter.get_tensor(output_index).copy()
-
-    run.input_shape = interpreter.get_input_details()[0]["shape_signature"]
-    return run
+            self.interpreter.resize_tensor_input(self._input, x.shape)
+            self.interpreter.allocate_tensors()
+            self._allocated_for = x.shape
+        self.interpreter.set_tensor(self._input, x)
+        self.interpreter.invoke()
+        return self.interpreter.get_tensor(self._output).copy()
 
 
 def compare(model: keras.Model, path, format: str, num_images: int = 8, seed: int = 0) -> float:

@@ -71,7 +71,7 @@ class Predictor:
             check_model(model, len(CLASS_NAMES))
         else:
             raise TypeError(
-                "`model` must be a keras.Model or the path of a `.keras` file. "
+                "`model` must be a keras.Model or the path of a `.keras` or `.tflite` file. "
                 f"Received: model={model!r} of type {type(model).__name__}"
             )
         input_shape = tuple(model.inputs[0].shape)
@@ -95,7 +95,7 @@ class Predictor:
                 "`python export.py --format tflite --quantize`."
             )
         run = export.load_exported(path, "tflite", num_threads=num_threads)
-        shape = tuple(run.input_shape)
+        shape = run.input_shape
         if len(shape) != 4 or shape[-1] != 1 or min(shape[1:3]) < 1:
             raise ModelFileError(
                 f"{path} takes inputs of shape {shape}; expected grey images of "
