@@ -102,12 +102,17 @@ def test_pretrained_cbam_card_matches_the_file():
 def test_pretrained_cbam_scores_what_its_card_says():
     import json
 
-    from fer_keras import data, evaluation
+    from fer_keras import data
 
     info = json.loads(loading.pretrained_path("cbam").with_suffix(".json").read_text())
     images, labels = data.load_split(data.locate_data(os.environ["FER2013_DIR"]), "test")
     if len(labels) != info["test"]["num_samples"]:
         pytest.skip(f"test split has {len(labels)} images, the card {info['test']['num_samples']}")
-    predictions = evaluation.predict_proba(fer_keras.load_pretrained("cbam"), images).argmax(-1)
+    stored = np.array(info["test_predictions"])
+    assert (stored == labels).mean() == pytest.approx(info["test"]["accuracy"], abs=1e-9)
+    # The file under this backend gives the card's predictions, on a sample.
+    sample = np.random.default_rng(0).choice(len(labels), 600, replace=False)
+    logits = fer_keras.load_pretrained("cbam").predict(images[sample], verbose=0)
+    changed = int((np.argmax(logits, axis=-1) != stored[sample]).sum())
     # Another backend may round a near-tie the other way; a few images at most.
-    assert abs((predictions == labels).mean() - info["test"]["accuracy"]) < 2e-3
+    assert changed <= 3, changed

@@ -206,6 +206,8 @@ def main(argv=None) -> None:
         "file_bytes": target.stat().st_size,
         "float32_test_accuracy": float((full_pred == test_labels).mean()),
         "changed_predictions": int((half_pred != full_pred).sum()),
+        # Lets a test check the file under each backend on a sample, not the whole split.
+        "test_predictions": half_pred.tolist(),
         "seconds_per_epoch": float(np.median([t for _, r in chain for t in r["epoch_time_s"]])),
         "run": run,
         "runs": [r for _, r in chain],
