@@ -175,7 +175,9 @@ class _LiteRTRunner:
         details = self.interpreter.get_input_details()[0]
         self.input_shape = tuple(int(d) for d in details["shape_signature"])
         self._input = details["index"]
-        self._output = self.interpreter.get_output_details()[0]["index"]
+        output = self.interpreter.get_output_details()[0]
+        self.output_shape = tuple(int(d) for d in output["shape_signature"])
+        self._output = output["index"]
         self._allocated_for = None
 
     def __call__(self, x):

@@ -347,10 +347,8 @@ class EmotionRecognizer:
     ):
         if model is None:
             model = loading.load_pretrained("cbam")
-        elif isinstance(model, (str, os.PathLike)) and Path(model).suffix == ".tflite":
-            pass  # a LiteRT export: the predictor runs it without Keras
         elif isinstance(model, (str, os.PathLike)):
-            model = loading.load_model(model)
+            pass  # the predictor loads a .keras file, or runs a .tflite one
         elif isinstance(model, keras.Model):
             loading.check_model(model, len(CLASS_NAMES), source=f"Model {model.name!r}")
         else:

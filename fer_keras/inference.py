@@ -101,6 +101,11 @@ class Predictor:
                 f"{path} takes inputs of shape {shape}; expected grey images of "
                 "a fixed size, (batch, height, width, 1)."
             )
+        if run.output_shape[-1] != len(CLASS_NAMES):
+            raise ModelFileError(
+                f"{path} has {run.output_shape[-1]} outputs; expected "
+                f"{len(CLASS_NAMES)}, one per class of {', '.join(CLASS_NAMES)}."
+            )
         self.model = None
         self.name = path.stem
         self.image_shape = (int(shape[1]), int(shape[2]))
@@ -108,11 +113,6 @@ class Predictor:
 
         def forward(x):
             logits = run(x)
-            if logits.shape[-1] != len(CLASS_NAMES):
-                raise ModelFileError(
-                    f"{path} has {logits.shape[-1]} outputs; expected "
-                    f"{len(CLASS_NAMES)}, one per class of {', '.join(CLASS_NAMES)}."
-                )
             z = np.exp(logits - logits.max(axis=-1, keepdims=True))
             return z / z.sum(axis=-1, keepdims=True)
 

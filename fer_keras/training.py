@@ -172,22 +172,22 @@ def check_same_split(path: Path, seed: int, val_split: float) -> None:
     run = source_run(path)
     if not run or "seed" not in run:
         return
-    if (run["seed"], run.get("val_split", 0.1)) != (seed, val_split):
+    trained_with = (run["seed"], run.get("val_split", 0.1))
+    source = "--seed {} --val-split {}".format(*trained_with)
+    if trained_with != (seed, val_split):
         raise TrainingError(
-            f"--init-from {path} was trained with --seed {run['seed']} --val-split "
-            f"{run.get('val_split', 0.1)}; this run has --seed {seed} --val-split "
-            f"{val_split}, so its validation images would include images that model "
-            f"trained on. Pass --seed {run['seed']} --val-split {run.get('val_split', 0.1)}."
+            f"--init-from {path} was trained with {source}; this run has --seed {seed} "
+            f"--val-split {val_split}, so its validation images would include images "
+            f"that model trained on. Pass {source}."
         )
 
 
-def init_weights(model: keras.Model, init_from: str, model_name: str) -> None:
-    """Starts `model` from the weights of a saved `model_name` model.
+def init_weights(model: keras.Model, path: Path, model_name: str) -> None:
+    """Starts `model` from the weights of the saved `model_name` model at `path`.
 
     Fine-tuning and a second learning-rate cycle (warm restart) both start here;
     the optimizer starts fresh. A resumed run still continues from its backup.
     """
-    path = init_source(init_from, model_name)
     source = load_model(path, num_classes=model.outputs[0].shape[-1])
     expected = [tuple(w.shape) for w in model.weights]
     received = [tuple(w.shape) for w in source.weights]
@@ -368,12 +368,12 @@ def _fit_one(config, data_dir, images, labels, train_idx, val_idx) -> dict:
     if config.steps_per_epoch:
         train_ds = train_ds.repeat()
 
+    init_path = config.init_from and init_source(config.init_from, config.model)
     with _distribution_scope(config.distribute):
         model = build_model(config.model, num_classes=num_classes)
-        if config.init_from:
-            check_same_split(init_source(config.init_from, config.model), config.seed,
-                             config.val_split)
-            init_weights(model, config.init_from, config.model)
+        if init_path:
+            check_same_split(init_path, config.seed, config.val_split)
+            init_weights(model, init_path, config.model)
         add_l2(model, recipe.weight_decay if recipe.optimizer != "adamw" else 0.0)
         model.compile(
             optimizer=make_optimizer(recipe, steps),
@@ -416,7 +416,7 @@ def _fit_one(config, data_dir, images, labels, train_idx, val_idx) -> dict:
         "recipe": recipe.to_dict(),
         "command": list(config.command or sys.argv),
         "seed": config.seed,
-        "init_from": config.init_from and str(init_source(config.init_from, config.model)),
+        "init_from": init_path and str(init_path),
         "dtype_policy": policy,
         "data_dir": str(data_dir),
         "data": {
