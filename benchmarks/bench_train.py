@@ -59,6 +59,7 @@ IMAGE_SHAPE = (48, 48, 1)
 PRECISIONS = {"off": "float32", "bfloat16": "mixed_bfloat16", "float16": "mixed_float16"}
 JIT_VALUES = {"auto": "auto", "on": True, "true": True, "off": False, "false": False}
 MESSAGE_PREFIX = "BENCH_JSON "
+BATCH_NORMS = ("fused", "keras")
 
 
 def synthetic_data(num_images: int, seed: int = 0) -> tuple:
@@ -88,6 +89,8 @@ class _KerasRunner:
         self.batch_size = config["batch_size"]
         recipe = get_recipe("seed").replace(batch_size=self.batch_size)
         self.model = build_model(config["model"], num_classes=NUM_CLASSES)
+        if config["batch_norm"] == "keras":
+            self.model = _with_keras_batch_norm(self.model)
         add_l2(self.model, recipe.weight_decay)
         self.model.compile(
             optimizer=make_optimizer(recipe, steps_per_epoch=1000),
@@ -113,6 +116,20 @@ class _KerasRunner:
             shuffle=False, verbose=0, callbacks=[self.timer],
         )
         return self.timer.seconds
+
+
+def _with_keras_batch_norm(model):
+    """The model with `keras.layers.BatchNormalization` in place of the fused one."""
+    import keras
+
+    from fer_keras.layers import FusedBatchNormalization
+
+    def clone(layer):
+        if isinstance(layer, FusedBatchNormalization):
+            return keras.layers.BatchNormalization.from_config(layer.get_config())
+        return layer.__class__.from_config(layer.get_config())
+
+    return keras.models.clone_model(model, clone_function=clone)
 
 
 def _epoch_timer():
@@ -267,7 +284,8 @@ def label(config: dict) -> str:
     if config["backend"] in REFERENCES:
         return f"{config['model']} {config['backend']} (torch eager) b{config['batch_size']}"
     return (f"{config['model']} {config['backend']} b{config['batch_size']} "
-            f"jit={config['jit_compile']} precision={config['mixed_precision']}")
+            f"jit={config['jit_compile']} precision={config['mixed_precision']} "
+            f"bn={config['batch_norm']}")
 
 
 def _start_worker(config: dict) -> WorkerProcess:
@@ -290,7 +308,7 @@ def _jit_name(config: dict) -> str:
 
 
 def configurations(args) -> list[dict]:
-    """The reference and every backend x batch size x jit x precision, per model."""
+    """The reference and every backend x batch size x jit x precision x batch norm."""
     common = {"warmup_steps": args.warmup_steps,
               "max_steps": max(args.steps, args.warmup_steps, 1)}
     configs = []
@@ -298,14 +316,16 @@ def configurations(args) -> list[dict]:
         for reference in args.references:
             configs.append({"model": model, "backend": reference,
                             "batch_size": args.reference_batch_size, "jit_compile": False,
-                            "mixed_precision": "off", **common})
+                            "mixed_precision": "off", "batch_norm": "-", **common})
         seen = set()
-        for backend, batch_size, jit, precision in itertools.product(
-            args.backends, args.batch_size, args.jit_compile, args.mixed_precision
+        for backend, batch_size, jit, precision, norm in itertools.product(
+            args.backends, args.batch_size, args.jit_compile, args.mixed_precision,
+            args.batch_norm,
         ):
             config = {"model": model, "backend": backend, "batch_size": batch_size,
-                      "jit_compile": jit, "mixed_precision": precision, **common}
-            key = (backend, batch_size, _jit_name(config), precision)
+                      "jit_compile": jit, "mixed_precision": precision,
+                      "batch_norm": norm, **common}
+            key = (backend, batch_size, _jit_name(config), precision, norm)
             if key not in seen:
                 seen.add(key)
                 configs.append(config)
@@ -342,7 +362,7 @@ def measure_model(configs: list[dict], steps: int, rounds: int, log) -> list[dic
 
 def _public(config: dict) -> dict:
     return {k: config[k] for k in ("model", "backend", "batch_size", "jit_compile",
-                                   "mixed_precision")}
+                                   "mixed_precision", "batch_norm")}
 
 
 def summarise(rows: list[dict]) -> None:
@@ -386,14 +406,16 @@ def _ratio(value) -> str:
 
 def format_table(rows: list[dict]) -> str:
     """The rows as a Markdown table (it reads as well in a terminal)."""
-    header = ("| model | backend | batch | compile | precision | img/s | spread | "
-              "x reference | x best reference | paired range | first step s | warm-up s |")
-    lines = [header, "|" + "---|" * 12]
+    header = ("| model | backend | batch | compile | precision | batch norm | img/s | "
+              "spread | x reference | x best reference | paired range | first step s | "
+              "warm-up s |")
+    lines = [header, "|" + "---|" * 13]
     for r in rows:
         paired = r.get("ratio_paired_range")
         lines.append(
             f"| {r['model']} | {r['backend']} | {r['batch_size']} | {r['jit']} | "
-            f"{r['dtype_policy']} | {r['images_per_s']:.1f} | {r['spread_pct']:.0f}% | "
+            f"{r['dtype_policy']} | {r['batch_norm']} | {r['images_per_s']:.1f} | "
+            f"{r['spread_pct']:.0f}% | "
             f"{_ratio(r.get('ratio_vs_reference'))} | "
             f"{_ratio(r.get('ratio_vs_best_reference'))} | "
             f"{'-' if paired is None else f'{paired[0]:.2f}-{paired[1]:.2f}'} | "
@@ -472,6 +494,11 @@ def parse_args(argv=None) -> argparse.Namespace:
                              "always compiles with XLA unless off")
     parser.add_argument("--mixed-precision", type=listed(str, PRECISIONS), default=["off"],
                         help="off, bfloat16 or float16, comma-separated (default off)")
+    parser.add_argument("--batch-norm", type=listed(str, BATCH_NORMS), default=["fused"],
+                        help="fused (the zoo's FusedBatchNormalization: TensorFlow's "
+                             "fused kernel when training under tensorflow) or keras "
+                             "(keras.layers.BatchNormalization), comma-separated "
+                             "(default fused)")
     parser.add_argument("--reference-batch-size", type=int, default=32,
                         help="batch size of the original PyTorch loop (default 32, as it trained)")
     parser.add_argument("--references", type=listed(str, [*REFERENCES, "none"]),

@@ -1,8 +1,11 @@
 """Custom layers and initializers of the fer_keras models.
 
 Everything here is registered with `package="fer_keras"`, so a `.keras` file
-that uses it loads after `import fer_keras` with no `custom_objects`, and uses
-`keras.ops` only, so the same file runs under JAX, TensorFlow and PyTorch.
+that uses it loads after `import fer_keras` with no `custom_objects`, and computes
+with `keras.ops`, so the same file runs under JAX, TensorFlow and PyTorch.
+The one exception is `FusedBatchNormalization`'s TensorFlow training step,
+which calls TensorFlow's fused kernel and falls back to Keras' own code
+everywhere else.
 """
 
 import numpy as np
@@ -140,3 +143,55 @@ class CBAM(keras.layers.Layer):
             }
         )
         return config
+
+
+@keras.saving.register_keras_serializable(package="fer_keras")
+class FusedBatchNormalization(keras.layers.BatchNormalization):
+    """`BatchNormalization` that trains with TensorFlow's fused kernel.
+
+    Keras 3 normalizes with separate moment, normalization and update ops on
+    every backend; under TensorFlow on a CPU those cost about three times the
+    single fused kernel per layer, a sixth of a `cbam` training step. This
+    layer takes the fused kernel for the training step of 4-D channels-last
+    inputs under TensorFlow and keeps the moving statistics exactly as Keras
+    does (the biased batch variance). Everything else -- inference, other
+    backends, masks, renorm -- is Keras' own code, so weights, saved files
+    and predictions are those of `keras.layers.BatchNormalization`.
+    """
+
+    def _takes_fused_path(self, inputs, training, mask) -> bool:
+        return (
+            keras.backend.backend() == "tensorflow"
+            and bool(training)
+            and self.trainable
+            and mask is None
+            and not self.renorm
+            and not self.synchronized
+            and len(inputs.shape) == 4
+            and self.axis % 4 == 3
+        )
+
+    def call(self, inputs, training=None, mask=None):
+        if not self._takes_fused_path(inputs, training, mask):
+            return super().call(inputs, training=training, mask=mask)
+        import tensorflow as tf
+
+        x = ops.cast(inputs, "float32")
+        channels = x.shape[-1]
+        gamma = ops.cast(self.gamma, "float32") if self.scale else ops.ones((channels,))
+        beta = ops.cast(self.beta, "float32") if self.center else ops.zeros((channels,))
+        outputs, mean, variance = tf.compat.v1.nn.fused_batch_norm(
+            x, gamma, beta, epsilon=self.epsilon, is_training=True, data_format="NHWC"
+        )
+        # The kernel returns the unbiased variance; Keras keeps the biased one.
+        count = ops.cast(ops.prod(ops.shape(x)[:3]), "float32")
+        variance = variance * (count - 1.0) / count
+        momentum = self.momentum
+        self.moving_mean.assign(
+            ops.cast(self.moving_mean, "float32") * momentum + mean * (1.0 - momentum)
+        )
+        self.moving_variance.assign(
+            ops.cast(self.moving_variance, "float32") * momentum
+            + variance * (1.0 - momentum)
+        )
+        return ops.cast(outputs, self.compute_dtype)

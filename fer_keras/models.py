@@ -13,7 +13,7 @@ from typing import Callable
 import keras
 from keras import layers
 
-from fer_keras.layers import CBAM, FixedKernels
+from fer_keras.layers import CBAM, FixedKernels, FusedBatchNormalization
 
 INPUT_SHAPE = (48, 48, 1)
 
@@ -104,7 +104,8 @@ def kernels(
 def _batch_norm(name):
     # PyTorch's defaults (eps 1e-5, momentum 0.1, i.e. Keras momentum 0.9), as
     # the original trained with; they also make converted checkpoints exact.
-    return layers.BatchNormalization(epsilon=1e-5, momentum=0.9, name=name)
+    # The fused subclass only changes how TensorFlow computes a training step.
+    return FusedBatchNormalization(epsilon=1e-5, momentum=0.9, name=name)
 
 
 def _conv_bn_relu(x, filters, prefix, index, strides=1):

@@ -34,9 +34,11 @@ def test_bench_train(tmp_path):
     result = run_benchmark(
         "bench_train.py", "--models", "baseline", "--backends", BACKEND, "--steps", "1",
         "--rounds", "1", "--warmup-steps", "0", "--batch-size", "8",
-        "--reference-batch-size", "8", "--json", str(out),
+        "--reference-batch-size", "8", "--batch-norm", "fused,keras", "--json", str(out),
     )
     report = json.loads(out.read_text())
+    norms = [r["batch_norm"] for r in report["rows"] if r["backend"] == BACKEND]
+    assert sorted(norms) == ["fused", "keras"]
     figures = report["results"]["baseline"]
     assert set(figures) == {BACKEND, "reference", "reference_omp_passive"}
     for backend, row in figures.items():
@@ -81,6 +83,25 @@ def test_bench_predict_model_file_in_subprocesses_and_litert(tmp_path):
     litert = report["results"]["litert int8"]
     assert litert["p50_ms"] > 0 and litert["batch_images_per_s"] > 0
     assert litert["model_predict_p50_ms"] is None
+
+
+def test_bench_train_swaps_in_the_keras_batch_norm():
+    import importlib.util
+
+    from fer_keras.layers import FusedBatchNormalization
+    from fer_keras.models import build_model
+
+    spec = importlib.util.spec_from_file_location(
+        "bench_train", ROOT / "benchmarks" / "bench_train.py"
+    )
+    bench_train = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench_train)
+    model = build_model("cbam")
+    swapped = bench_train._with_keras_batch_norm(model)
+    norms = [l for l in swapped.layers if isinstance(l, keras.layers.BatchNormalization)]
+    assert len(norms) == 5
+    assert not any(isinstance(l, FusedBatchNormalization) for l in norms)
+    assert [l.name for l in swapped.layers] == [l.name for l in model.layers]
 
 
 def test_bench_train_rejects_bad_options():

@@ -1,4 +1,4 @@
-"""Tests of the custom layers: the fixed filter bank and CBAM."""
+"""Tests of the custom layers: the fixed filter bank, CBAM, the fused batch norm."""
 
 import numpy as np
 import pytest
@@ -8,7 +8,13 @@ import keras
 from keras import ops
 
 import fer_keras
-from fer_keras.layers import CBAM, FIXED_KERNELS, FixedKernels, fixed_kernel_bank
+from fer_keras.layers import (
+    CBAM,
+    FIXED_KERNELS,
+    FixedKernels,
+    FusedBatchNormalization,
+    fixed_kernel_bank,
+)
 
 BANK_MODELS = ("kernels", "resnet", "cbam")
 
@@ -196,3 +202,100 @@ def test_cbam_survives_keras_file(tmp_path):
         "attention"
     ).get_config()
     np.testing.assert_allclose(_numpy(loaded(data)), want, atol=1e-6)
+
+
+def _bn_pair(shape, **kwargs):
+    """A Keras and a fused batch norm with the same random weights and stats."""
+    rng = np.random.default_rng(11)
+    pair = []
+    for cls in (keras.layers.BatchNormalization, FusedBatchNormalization):
+        layer = cls(epsilon=1e-5, momentum=0.9, **kwargs)
+        layer.build(shape)
+        pair.append(layer)
+    channels = shape[-1]
+    values = [
+        rng.normal(1.0, 0.3, channels),
+        rng.normal(0.0, 0.3, channels),
+        rng.normal(0.5, 0.2, channels),
+        rng.uniform(0.5, 2.0, channels),
+    ]
+    for layer in pair:
+        layer.set_weights([v.astype("float32") for v in values])
+    return pair
+
+
+def _one_sgd_step(layer, x, target):
+    """Weights and moving statistics after one SGD step on a squared error."""
+    inputs = keras.Input(x.shape[1:])
+    model = keras.Model(inputs, layer(inputs))
+    model.compile(optimizer=keras.optimizers.SGD(0.1), loss="mse")
+    model.train_on_batch(x, target)
+    return [_numpy(w) for w in layer.weights]
+
+
+@pytest.mark.parametrize("shape", [(8, 6, 6, 5), (16, 3)])
+def test_fused_batch_norm_trains_like_keras(shape):
+    rng = np.random.default_rng(2)
+    x = rng.normal(2.0, 3.0, shape).astype("float32")
+    target = rng.normal(size=shape).astype("float32")
+    keras_bn, fused_bn = _bn_pair(shape)
+
+    np.testing.assert_allclose(
+        _numpy(fused_bn(x, training=True)), _numpy(keras_bn(x, training=True)), atol=1e-5
+    )
+    keras_bn, fused_bn = _bn_pair(shape)
+    want = _one_sgd_step(keras_bn, x, target)
+    got = _one_sgd_step(fused_bn, x, target)
+    before = _bn_pair(shape)[0].get_weights()
+    for g, w, b in zip(got, want, before):
+        # Gamma, beta and both moving statistics all moved, and moved alike.
+        assert np.abs(w - b).max() > 1e-3
+        np.testing.assert_allclose(g, w, rtol=1e-4, atol=1e-5)
+
+
+def test_fused_batch_norm_predicts_like_keras():
+    x = np.random.default_rng(3).normal(size=(4, 5, 5, 6)).astype("float32")
+    keras_bn, fused_bn = _bn_pair(x.shape)
+    np.testing.assert_array_equal(_numpy(fused_bn(x)), _numpy(keras_bn(x)))
+
+
+@pytest.mark.skipif(
+    keras.backend.backend() != "tensorflow", reason="the fused kernel is TensorFlow's"
+)
+def test_fused_batch_norm_uses_the_fused_kernel_under_tensorflow():
+    import tensorflow as tf
+
+    layer = FusedBatchNormalization()
+    layer.build((None, 6, 6, 4))
+
+    def op_types(training, shape):
+        fn = tf.function(lambda x: layer(x, training=training))
+        graph = fn.get_concrete_function(tf.TensorSpec(shape, "float32")).graph
+        return {op.type for op in graph.get_operations()}
+
+    assert any(t.startswith("FusedBatchNorm") for t in op_types(True, (None, 6, 6, 4)))
+    assert not any(t.startswith("FusedBatchNorm") for t in op_types(False, (None, 6, 6, 4)))
+
+
+def test_fused_batch_norm_survives_keras_file(tmp_path):
+    inputs = keras.Input((5, 5, 3))
+    layer = FusedBatchNormalization(epsilon=1e-3, momentum=0.8, center=False, name="bn")
+    model = keras.Model(inputs, layer(inputs))
+    model.get_layer("bn").set_weights(
+        [np.full(3, 2.0, "float32"), np.full(3, 0.5, "float32"), np.full(3, 3.0, "float32")]
+    )
+    data = np.random.default_rng(4).normal(size=(2, 5, 5, 3)).astype("float32")
+
+    path = tmp_path / "bn.keras"
+    model.save(path)
+    loaded = keras.saving.load_model(path).get_layer("bn")
+    assert type(loaded) is FusedBatchNormalization
+    assert loaded.get_config() == layer.get_config()
+    np.testing.assert_allclose(_numpy(loaded(data)), _numpy(layer(data)), atol=1e-6)
+
+
+@pytest.mark.parametrize("name", ["resnet", "cbam"])
+def test_zoo_models_normalize_with_the_fused_batch_norm(name):
+    model = fer_keras.build_model(name)
+    norms = [l for l in model.layers if isinstance(l, keras.layers.BatchNormalization)]
+    assert norms and all(type(l) is FusedBatchNormalization for l in norms)
