@@ -184,7 +184,7 @@ class FusedBatchNormalization(keras.layers.BatchNormalization):
             x, gamma, beta, epsilon=self.epsilon, is_training=True, data_format="NHWC"
         )
         # The kernel returns the unbiased variance; Keras keeps the biased one.
-        count = ops.cast(ops.prod(ops.shape(x)[:3]), "float32")
+        count = ops.cast(ops.size(x), "float32") / channels
         variance = variance * (count - 1.0) / count
         momentum = self.momentum
         self.moving_mean.assign(
