@@ -94,9 +94,10 @@ def model_card(name: str, info: dict) -> str:
         "",
         "## How it was trained",
         "",
-        *(["Two runs: the second started from the first's best checkpoint "
-           "(`--init-from`) with a fresh optimizer and a new learning-rate cycle, "
-           "on the same validation split.", ""] if len(chain) > 1 else []),
+        *([f"{len(chain)} runs: each after the first started from the best "
+           "checkpoint of the one before (`--init-from`) with a fresh optimizer and "
+           "a new learning-rate cycle, on the same validation split.", ""]
+          if len(chain) > 1 else []),
         "```bash",
         *("python " + " ".join(r["command"]) for r in chain),
         "```",
