@@ -154,7 +154,9 @@ class FusedBatchNormalization(keras.layers.BatchNormalization):
     single fused kernel per layer, a sixth of a `cbam` training step. This
     layer takes the fused kernel for the training step of 4-D channels-last
     inputs under TensorFlow and keeps the moving statistics exactly as Keras
-    does (the biased batch variance). Everything else -- inference, other
+    does (the biased batch variance); TensorFlow raises an `epsilon` below
+    1.001e-5 to that value in the kernel, a difference far below float32
+    noise for the zoo's 1e-5. Everything else -- inference, other
     backends, masks, renorm -- is Keras' own code, so weights, saved files
     and predictions are those of `keras.layers.BatchNormalization`.
     """
