@@ -1,7 +1,9 @@
 """Keeps the decoded-data caches of the tests' throwaway folders out of the
-user's cache (subprocesses inherit the variable too), and shares one LiteRT
-export between the tests of the predictor and of the face pipeline."""
+user's cache (subprocesses inherit the variable too), shares one LiteRT
+export between the tests of the predictor and of the face pipeline, and
+imports the repository's scripts for the tests of their functions."""
 
+import importlib.util
 import os
 import shutil
 import subprocess
@@ -26,6 +28,20 @@ def pytest_configure(config):
 def pytest_unconfigure(config):
     if _OWN_CACHE:
         shutil.rmtree(_OWN_CACHE, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def load_script():
+    """Imports a script of the repository (tools/, benchmarks/) as a module."""
+
+    def load(relative_path: str):
+        path = ROOT / relative_path
+        spec = importlib.util.spec_from_file_location(path.stem, path)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module
+
+    return load
 
 
 @pytest.fixture(scope="session")

@@ -87,17 +87,11 @@ def test_bench_predict_model_file_in_subprocesses_and_litert(tmp_path):
     assert litert["model_predict_p50_ms"] is None
 
 
-def test_bench_train_swaps_in_the_keras_batch_norm():
-    import importlib.util
-
+def test_bench_train_swaps_in_the_keras_batch_norm(load_script):
     from fer_keras.layers import FusedBatchNormalization
     from fer_keras.models import build_model
 
-    spec = importlib.util.spec_from_file_location(
-        "bench_train", ROOT / "benchmarks" / "bench_train.py"
-    )
-    bench_train = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench_train)
+    bench_train = load_script("benchmarks/bench_train.py")
     model = build_model("cbam")
     swapped = bench_train._with_keras_batch_norm(model)
     norms = [l for l in swapped.layers if isinstance(l, keras.layers.BatchNormalization)]

@@ -1,24 +1,16 @@
 """tools/make_pretrained.py: a run started from another is described with it."""
 
 import csv
-import importlib.util
 import json
-from pathlib import Path
 
 import pytest
 
 from fer_keras.classes import CLASS_NAMES
 
-ROOT = Path(__file__).resolve().parents[1]
-
 
 @pytest.fixture(scope="module")
-def tool():
-    spec = importlib.util.spec_from_file_location("make_pretrained",
-                                                  ROOT / "tools" / "make_pretrained.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def tool(load_script):
+    return load_script("tools/make_pretrained.py")
 
 
 def _run(folder, epochs, val_accuracy, init_from=None, recipe_name="strong"):
