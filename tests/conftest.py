@@ -1,5 +1,7 @@
 """Keeps the decoded-data caches of the tests' throwaway folders out of the
-user's cache (subprocesses inherit the variable too), shares one LiteRT
+user's cache (subprocesses inherit the variable too), lets JAX reuse the
+compilations the tests repeat (the same models at the same shapes: about a
+quarter of the jax pass), shares one LiteRT
 export between the tests of the predictor and of the face pipeline, and
 imports the repository's scripts for the tests of their functions."""
 
@@ -15,19 +17,26 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 
-_OWN_CACHE = None
+_OWN_CACHES = []
+
+
+def _own_cache(variable: str, prefix: str) -> None:
+    if variable not in os.environ:
+        os.environ[variable] = tempfile.mkdtemp(prefix=prefix)
+        _OWN_CACHES.append(os.environ[variable])
 
 
 def pytest_configure(config):
-    global _OWN_CACHE
-    if "FER_KERAS_CACHE" not in os.environ:
-        _OWN_CACHE = tempfile.mkdtemp(prefix="fer_keras_cache_")
-        os.environ["FER_KERAS_CACHE"] = _OWN_CACHE
+    _own_cache("FER_KERAS_CACHE", "fer_keras_cache_")
+    # Read when jax is first imported, here and in the scripts' subprocesses.
+    _own_cache("JAX_COMPILATION_CACHE_DIR", "fer_keras_jax_cache_")
+    os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
+    os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "0")
 
 
 def pytest_unconfigure(config):
-    if _OWN_CACHE:
-        shutil.rmtree(_OWN_CACHE, ignore_errors=True)
+    for folder in _OWN_CACHES:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
