@@ -67,7 +67,7 @@ def run(main) -> None:
             "\nInterrupted. Run the same command again to resume from the last "
             "finished epoch."
         )
-    except (ValueError, RuntimeError, OSError) as err:
+    except (ValueError, RuntimeError, OSError, ImportError) as err:
         if not _raised_by_package(err):
             raise
         sys.exit(f"error: {err}")

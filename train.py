@@ -42,6 +42,11 @@ def main(argv=None) -> None:
     parser.add_argument("--folds", type=int, default=1,
                         help="K > 1 runs K-fold cross-validation on train")
     parser.add_argument("--steps-per-epoch", type=int, help="for quick runs")
+    parser.add_argument("--pipeline", choices=training.PIPELINES, default="tfdata",
+                        help="tfdata (default): augment in a tf.data pipeline beside the "
+                        "training step, the fastest on CPUs; device: feed the arrays and "
+                        "augment inside the training step on the GPU or TPU (no TensorFlow "
+                        "needed under jax and torch)")
     parser.add_argument("--mixed-precision", nargs="?", const="auto",
                         choices=("auto", "bfloat16", "float16", "off"),
                         help="mixed precision (auto: float16 on GPU, bfloat16 on TPU and on "
@@ -73,7 +78,7 @@ def main(argv=None) -> None:
             folds=args.folds, steps_per_epoch=args.steps_per_epoch,
             mixed_precision=args.mixed_precision, seed=args.seed,
             distribute=args.distribute, backup_every=args.backup_every,
-            init_from=args.init_from,
+            init_from=args.init_from, pipeline=args.pipeline,
             verbose=2 if args.quiet else "auto", command=["train.py", *argv],
         )
     )

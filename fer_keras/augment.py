@@ -12,6 +12,10 @@ separate layers (`RandomFlip`, `RandomRotation`, `RandomZoom`), each its own
 warp of the whole batch; on a 2-core CPU two bilinear warps cost more than
 the model's input pipeline can afford, and every warp also blurs the image
 once more.
+
+`AugmentedModel` runs a pipeline inside the training step instead, on
+whatever device trains, for `fit` on plain arrays (`train.py --pipeline
+device`).
 """
 
 import math
@@ -100,6 +104,10 @@ class RandomAffine(keras.layers.RandomRotation):
         self.ratio = ratio
         self.translation = float(translation)
         self.horizontal_flip = bool(horizontal_flip)
+        # RandomRotation opts out of XLA for TensorFlow's warp op, which XLA
+        # lacks; under jax the warp is jax code, and without the flag a model
+        # holding this layer (`AugmentedModel`) would train op by op, uncompiled.
+        self.supports_jit = keras.backend.backend() == "jax"
 
     def get_random_transformation(self, data, training=True, seed=None):
         if not training:
@@ -244,3 +252,37 @@ def build_augmentation(name: str, seed: int = 0) -> keras.layers.Pipeline | None
             f"{', '.join(AUGMENTATIONS)}. Received: name={name!r}"
         )
     return AUGMENTATIONS[name](int(seed))
+
+
+class AugmentedModel(keras.Model):
+    """`model` behind an augmentation pipeline that runs inside the training step.
+
+    `fit` on plain arrays then augments each batch on the device that trains
+    (a GPU or TPU, in the same compiled step) instead of in a `tf.data`
+    pipeline on the host, and needs no TensorFlow under jax or torch. At
+    inference the augmentation is skipped, so the wrapper predicts what
+    `model` predicts. It is a training harness, never saved: save `model`.
+
+    Args:
+        model: the model to train, taking 0-255 images.
+        augmentation: a pipeline from `build_augmentation`, or None.
+    """
+
+    def __init__(self, model: keras.Model, augmentation: keras.layers.Layer | None, **kwargs):
+        kwargs.setdefault("name", f"{model.name}_augmented")
+        super().__init__(**kwargs)
+        self.inner = model
+        self.augmentation = augmentation
+
+    def build(self, input_shape):
+        # The augmentation layers hold only their random state, made with them.
+        if not self.inner.built:
+            self.inner.build(input_shape)
+
+    def call(self, inputs, training=False):
+        if training and self.augmentation is not None:
+            inputs = self.augmentation(inputs, training=True)
+        return self.inner(inputs, training=training)
+
+    def compute_output_shape(self, input_shape):
+        return self.inner.compute_output_shape(input_shape)

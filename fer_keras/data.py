@@ -24,11 +24,14 @@ import zipfile
 
 import numpy as np
 
+import keras
+
 from fer_keras.augment import build_augmentation
 from fer_keras.classes import CLASS_NAMES
 
 __all__ = [
     "CLASS_NAMES",
+    "ArrayBatches",
     "DataError",
     "class_counts",
     "class_weights",
@@ -584,13 +587,57 @@ def class_weights(
     return {i: float(w) for i, w in enumerate(weights)}
 
 
+class ArrayBatches(keras.utils.PyDataset):
+    """Shuffled full batches of in-memory images, a new order every epoch.
+
+    The feed of `train.py --pipeline device`, with no `tf.data`: float32
+    0-255 images and one-hot labels sliced from the arrays in host memory,
+    and the augmentation left to the model (`AugmentedModel`). Only full
+    batches, as in `make_dataset`, so a compiled step sees one shape and
+    every epoch has the same number of steps; the same `seed` gives the same
+    epochs.
+    """
+
+    def __init__(self, images, labels, batch_size: int = 64,
+                 num_classes: int = len(CLASS_NAMES), seed: int = 0, **kwargs):
+        super().__init__(**kwargs)
+        self.images = np.asarray(images)
+        self.labels = _check_labels(labels, num_classes)
+        if len(self.images) != len(self.labels):
+            raise ValueError(
+                "images and labels must have the same length. Received: "
+                f"{len(self.images)} images and {len(self.labels)} labels"
+            )
+        if not 1 <= int(batch_size) <= len(self.images):
+            raise ValueError(
+                f"batch_size must be between 1 and the number of images "
+                f"({len(self.images)}). Received: batch_size={batch_size}"
+            )
+        self.batch_size = int(batch_size)
+        self.num_classes = int(num_classes)
+        self._rng = np.random.default_rng(seed)
+        self._order = self._rng.permutation(len(self.images))
+
+    def __len__(self) -> int:
+        return len(self.images) // self.batch_size
+
+    def __getitem__(self, index: int):
+        rows = self._order[index * self.batch_size:(index + 1) * self.batch_size]
+        one_hot = np.eye(self.num_classes, dtype=np.float32)[self.labels[rows]]
+        return self.images[rows].astype(np.float32), one_hot
+
+    def on_epoch_end(self) -> None:
+        self._order = self._rng.permutation(len(self.images))
+
+
 def _import_tensorflow():
     try:
         import tensorflow as tf
     except ImportError as err:
         raise ImportError(
             "make_dataset builds a tf.data pipeline and needs TensorFlow "
-            "(it feeds Keras under every backend): pip install tensorflow-cpu"
+            "(it feeds Keras under every backend): pip install tensorflow-cpu, "
+            "or train with --pipeline device, which needs none"
         ) from err
     return tf
 

@@ -4,6 +4,11 @@ A run folder holds `model.keras` (best validation accuracy), `history.csv`,
 `curves.png`, `run.json` and, while training, `backup/` (Keras'
 `BackupAndRestore`). Starting a run again with the same folder resumes after
 the last finished epoch.
+
+Two input pipelines feed `fit`: "tfdata" augments in a `tf.data` pipeline on
+the host, beside the training step (what a CPU wants: the two overlap);
+"device" feeds the arrays as they are and augments inside the training step
+on the device that trains (what a GPU or TPU wants), with no TensorFlow.
 """
 
 import csv
@@ -22,12 +27,16 @@ import numpy as np
 import keras
 
 from fer_keras import data as fer_data
+from fer_keras.augment import AugmentedModel, build_augmentation
 from fer_keras.classes import CLASS_NAMES
 from fer_keras.loading import is_pretrained, load_model, pretrained_path
 from fer_keras.models import build_model
 from fer_keras.plots import plot_curves
 from fer_keras.recipes import OPTIMIZERS, SCHEDULES, Recipe
 from fer_keras.runinfo import accelerators, cpu_has_bfloat16, environment_info
+
+
+PIPELINES: tuple[str, ...] = ("tfdata", "device")
 
 
 class TrainingError(RuntimeError):
@@ -51,6 +60,7 @@ class TrainConfig:
     distribute: bool = False
     backup_every: int | None = None
     init_from: str | None = None
+    pipeline: str = "tfdata"
     verbose: int | str = "auto"
     command: Sequence[str] | None = None
     callbacks: Sequence[keras.callbacks.Callback] = ()
@@ -83,6 +93,32 @@ class CurvesPlot(keras.callbacks.Callback):
         history = _read_history(self.history_path)
         if history:
             plot_curves(history, self.history_path.parent / "curves.png", title=self.title)
+
+
+class SaveBestModel(keras.callbacks.Callback):
+    """Saves `model` whenever `monitor` beats its best value so far.
+
+    The model to save is named, not taken from `fit`, so a training harness
+    (`AugmentedModel`) never lands in the file; the file is written beside
+    the old one and renamed over it, so an interrupt leaves no half file.
+    """
+
+    def __init__(self, path: Path, model: keras.Model, monitor: str = "val_accuracy",
+                 best: float | None = None):
+        super().__init__()
+        self.path = Path(path)
+        self.saved_model = model
+        self.monitor = monitor
+        self.best = best
+
+    def on_epoch_end(self, epoch, logs=None):
+        value = (logs or {}).get(self.monitor)
+        if value is None or (self.best is not None and not float(value) > self.best):
+            return
+        partial = self.path.with_name(f"{self.path.stem}.partial.keras")
+        self.saved_model.save(partial)
+        os.replace(partial, self.path)
+        self.best = float(value)
 
 
 class StopOnNaN(keras.callbacks.TerminateOnNaN):
@@ -301,6 +337,11 @@ def train(config: TrainConfig) -> dict:
 
     Returns the run summary that is also written to `run.json`.
     """
+    if config.pipeline not in PIPELINES:
+        raise ValueError(
+            f"Unknown pipeline {config.pipeline!r}. Expected one of: "
+            f"{', '.join(PIPELINES)}. Received: pipeline={config.pipeline!r}"
+        )
     if config.folds > 1:
         return _cross_validate(config)
     data_dir = fer_data.locate_data(config.data_dir)
@@ -356,17 +397,26 @@ def _fit_one(config, data_dir, images, labels, train_idx, val_idx) -> dict:
     policy = _set_precision(config.mixed_precision)
     num_classes = len(CLASS_NAMES)
 
-    train_ds = fer_data.make_dataset(
-        images[train_idx], labels[train_idx], batch_size=recipe.batch_size,
-        training=True, augment=recipe.augment, seed=config.seed,
-    )
-    val_ds = fer_data.make_dataset(
-        images[val_idx], labels[val_idx], batch_size=max(recipe.batch_size, 256)
-    )
-    train_ds, val_ds = _one_hot(train_ds, num_classes), _one_hot(val_ds, num_classes)
+    on_device = config.pipeline == "device"
     steps = config.steps_per_epoch or max(1, len(train_idx) // recipe.batch_size)
-    if config.steps_per_epoch:
-        train_ds = train_ds.repeat()
+    if on_device:
+        train_data = (fer_data.ArrayBatches(
+            images[train_idx], labels[train_idx], recipe.batch_size, num_classes, config.seed
+        ),)
+        val_data = (images[val_idx].astype(np.float32),
+                    np.eye(num_classes, dtype=np.float32)[labels[val_idx]])
+    else:
+        train_data = fer_data.make_dataset(
+            images[train_idx], labels[train_idx], batch_size=recipe.batch_size,
+            training=True, augment=recipe.augment, seed=config.seed,
+        )
+        val_data = fer_data.make_dataset(
+            images[val_idx], labels[val_idx], batch_size=max(recipe.batch_size, 256)
+        )
+        train_data = (_one_hot(train_data, num_classes),)
+        val_data = _one_hot(val_data, num_classes)
+        if config.steps_per_epoch:
+            train_data = (train_data[0].repeat(),)
 
     init_path = config.init_from and init_source(config.init_from, config.model)
     with _distribution_scope(config.distribute):
@@ -375,7 +425,11 @@ def _fit_one(config, data_dir, images, labels, train_idx, val_idx) -> dict:
             check_same_split(init_path, config.seed, config.val_split)
             init_weights(model, init_path, config.model)
         add_l2(model, recipe.weight_decay if recipe.optimizer != "adamw" else 0.0)
-        model.compile(
+        trainer = model
+        if on_device:
+            trainer = AugmentedModel(model, build_augmentation(recipe.augment, config.seed))
+            trainer.build(model.inputs[0].shape)
+        trainer.compile(
             optimizer=make_optimizer(recipe, steps),
             loss=keras.losses.CategoricalCrossentropy(
                 from_logits=True, label_smoothing=recipe.label_smoothing
@@ -395,10 +449,7 @@ def _fit_one(config, data_dir, images, labels, train_idx, val_idx) -> dict:
     callbacks = [
         EpochStats(),
         keras.callbacks.CSVLogger(str(history_path), append=True),
-        keras.callbacks.ModelCheckpoint(
-            str(out / "model.keras"), monitor="val_accuracy", mode="max",
-            save_best_only=True, initial_value_threshold=best,
-        ),
+        SaveBestModel(out / "model.keras", model, best=best),
         keras.callbacks.BackupAndRestore(
             str(backup_dir), save_freq=config.backup_every or "epoch"
         ),
@@ -425,15 +476,17 @@ def _fit_one(config, data_dir, images, labels, train_idx, val_idx) -> dict:
         },
         "val_split": config.val_split,
         "steps_per_epoch": steps,
+        "pipeline": config.pipeline,
         "class_weight": class_weight,
         "params": int(model.count_params()),
         **environment_info(),
     }
     run_path.write_text(json.dumps(info, indent=2))
 
-    model.fit(
-        train_ds,
-        validation_data=val_ds,
+    trainer.fit(
+        *train_data,
+        validation_data=val_data,
+        validation_batch_size=max(recipe.batch_size, 256) if on_device else None,
         epochs=recipe.epochs,
         steps_per_epoch=steps,
         class_weight=class_weight,

@@ -171,3 +171,32 @@ def test_affine_config_round_trip():
         keras.saving.serialize_keras_object(build_augmentation("strong"))
     )
     assert [type(layer) for layer in restored.layers][0] is RandomAffine
+
+
+def _identity_model():
+    inputs = keras.Input((48, 48, 1))
+    return keras.Model(inputs, keras.layers.Identity()(inputs))
+
+
+def test_augmented_model_augments_only_in_training():
+    images = faces(8)
+    wrapped = augment.AugmentedModel(_identity_model(), build_augmentation("seed", seed=1))
+    wrapped.build((None, 48, 48, 1))
+    inference = keras.ops.convert_to_numpy(wrapped(images, training=False))
+    np.testing.assert_array_equal(inference, images)
+    trained = keras.ops.convert_to_numpy(wrapped(images, training=True))
+    assert trained.shape == images.shape
+    changed = np.abs(trained - images).reshape(8, -1).mean(axis=1) > 1.0
+    assert changed.all()
+    plain = augment.AugmentedModel(_identity_model(), None)
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(plain(images, training=True)),
+                                  images)
+
+
+def test_augmented_model_trains_compiled_under_jax():
+    """Keras' RandomRotation opts out of XLA (TensorFlow's warp has no XLA
+    kernel); RandomAffine opts back in under jax, where its warp is jax code,
+    or a model holding it would train op by op."""
+    wrapped = augment.AugmentedModel(_identity_model(), build_augmentation("strong"))
+    wrapped.compile(optimizer="sgd", loss="mse")
+    assert wrapped.jit_compile is (keras.backend.backend() == "jax")

@@ -742,3 +742,37 @@ def test_real_fer2013():
         assert tuple(x.shape) == (256, 48, 48, 1) and x.dtype.name == "float32"
         seen += int(x.shape[0])
     assert seen == len(train) // 256 * 256
+
+
+def test_array_batches_shuffle_full_one_hot_batches_each_epoch():
+    images, labels = id_images(70)
+    batches = data.ArrayBatches(images, labels, batch_size=16, seed=5)
+    assert len(batches) == 4
+    epochs = []
+    for _ in range(2):
+        ids = []
+        for i in range(len(batches)):
+            x, y = batches[i]
+            assert x.shape == (16, 48, 48, 1) and x.dtype == np.float32
+            assert y.shape == (16, 7) and y.dtype == np.float32
+            batch_ids = x[:, 0, 0, 0].astype(int)
+            np.testing.assert_array_equal(y.argmax(axis=1), labels[batch_ids])
+            np.testing.assert_array_equal(y.sum(axis=1), np.ones(16))
+            np.testing.assert_array_equal(x, images[batch_ids].astype(np.float32))
+            ids.extend(batch_ids)
+        assert len(set(ids)) == 64  # no sample twice, 6 left out this epoch
+        epochs.append(ids)
+        batches.on_epoch_end()
+    assert epochs[0] != epochs[1] and epochs[0] != sorted(epochs[0])
+    again = data.ArrayBatches(images, labels, batch_size=16, seed=5)
+    np.testing.assert_array_equal(again[0][0], data.ArrayBatches(images, labels, 16, seed=5)[0][0])
+    assert not np.array_equal(again[0][0], data.ArrayBatches(images, labels, 16, seed=6)[0][0])
+
+
+@pytest.mark.parametrize("batch_size", [0, 71])
+def test_array_batches_reject_a_batch_size_that_cannot_fill(batch_size):
+    images, labels = id_images(70)
+    with pytest.raises(ValueError, match=f"Received: batch_size={batch_size}"):
+        data.ArrayBatches(images, labels, batch_size=batch_size)
+    with pytest.raises(ValueError, match="69 labels"):
+        data.ArrayBatches(images, labels[:69], batch_size=8)

@@ -59,6 +59,47 @@ def test_train_two_epochs(trained):
     assert (out / "curves.png").read_bytes()[:4] == b"\x89PNG"
 
 
+# Imports of TensorFlow fail, as on a machine (a GPU box, say) without it.
+# Only the import: torch probes for it with find_spec, which must not raise.
+_WITHOUT_TENSORFLOW = """
+import importlib.abc, importlib.machinery, runpy, sys
+
+class NoTensorFlow(importlib.abc.MetaPathFinder, importlib.abc.Loader):
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] == "tensorflow":
+            return importlib.machinery.ModuleSpec(name, self)
+
+    def create_module(self, spec):
+        raise ModuleNotFoundError(f"No module named {spec.name!r} (hidden by the test)")
+
+sys.meta_path.insert(0, NoTensorFlow())
+sys.argv = ["train.py", *sys.argv[1:]]
+runpy.run_path("train.py", run_name="__main__")
+print("tensorflow modules:", [m for m in sys.modules if m.split(".")[0] == "tensorflow"])
+"""
+
+
+@pytest.mark.skipif(BACKEND == "tensorflow", reason="jax and torch train without TensorFlow")
+def test_device_pipeline_trains_without_tensorflow(data_dir, tmp_path):
+    def train(pipeline):
+        cmd = [sys.executable, "-c", _WITHOUT_TENSORFLOW, "--model", "baseline",
+               "--data-dir", str(data_dir), "--output-dir", str(tmp_path / pipeline),
+               "--epochs", "1", "--batch-size", "16", "--augment", "strong",
+               "--pipeline", pipeline, "--quiet"]
+        return subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=600,
+                              env={**os.environ, "KERAS_BACKEND": BACKEND})
+
+    result = train("device")
+    assert result.returncode == 0, result.stderr[-3000:]
+    run = json.loads((tmp_path / "device" / "run.json").read_text())
+    assert run["status"] == "completed" and run["pipeline"] == "device"
+    assert "tensorflow modules: []" in result.stdout
+    result = train("tfdata")
+    assert result.returncode == 1
+    assert "needs TensorFlow" in result.stderr and "--pipeline device" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
 @pytest.mark.parametrize("backend", [BACKEND, OTHER])
 def test_evaluate_under_each_backend(trained, data_dir, tmp_path, backend):
     out, _ = trained

@@ -74,6 +74,44 @@ def test_interrupted_run_resumes_without_gap_or_repeat(data_dir, tmp_path):
     assert again["status"] == "completed"
 
 
+def test_device_pipeline_trains_the_plain_model_and_resumes(data_dir, tmp_path):
+    out = tmp_path / "run"
+    with pytest.raises(KeyboardInterrupt):
+        training.train(_config(data_dir, out, epochs=2, pipeline="device",
+                               callbacks=[_Interrupt()]))
+    summary = training.train(_config(data_dir, out, epochs=2, pipeline="device"))
+    assert [int(r["epoch"]) for r in _history(out)] == [0, 1]
+    assert summary["status"] == "completed" and summary["pipeline"] == "device"
+    assert summary["steps_per_epoch"] == 84 // 16
+    saved = keras.saving.load_model(out / "model.keras")
+    assert [l.name for l in saved.layers] == [l.name for l in build_model("baseline").layers]
+    assert sorted(p.name for p in out.glob("*.keras")) == ["model.keras"]
+
+
+def test_unknown_pipeline_is_refused_before_loading(tmp_path):
+    config = _config(tmp_path / "absent", tmp_path / "run", pipeline="gpu")
+    with pytest.raises(ValueError, match="Expected one of: tfdata, device. "
+                       "Received: pipeline='gpu'"):
+        training.train(config)
+
+
+def test_best_model_is_saved_whole_and_only_when_better(tmp_path):
+    path = tmp_path / "model.keras"
+    model = build_model("baseline")
+    saver = training.SaveBestModel(path, model, best=0.5)
+    saver.set_model(keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)]))
+    saver.on_epoch_end(0, {"val_accuracy": 0.4})
+    assert not path.exists()
+    saver.on_epoch_end(1, {"val_accuracy": 0.6})
+    assert keras.saving.load_model(path).name == model.name  # not the model being fit
+    path.unlink()
+    saver.on_epoch_end(2, {"val_accuracy": 0.6})
+    saver.on_epoch_end(3, {"loss": 0.1})
+    assert not path.exists()
+    saver.on_epoch_end(4, {"val_accuracy": 0.7})
+    assert [p.name for p in tmp_path.iterdir()] == ["model.keras"]
+
+
 def test_history_rows_beyond_the_backup_are_dropped(data_dir, tmp_path):
     out = tmp_path / "run"
     with pytest.raises(KeyboardInterrupt):
