@@ -164,8 +164,10 @@ class _ReferenceRunner:
 
         torch.manual_seed(0)
         self.torch = torch
+        # On a GPU the original moved the model there and each batch to it.
+        self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
         self.batch_size = config["batch_size"]
-        self.model = REFERENCES[config["model"]]().train()
+        self.model = REFERENCES[config["model"]]().train().to(self.device)
         self.optimizer = torch.optim.Adam(
             self.model.parameters(), lr=1e-3, weight_decay=1e-4
         )
@@ -173,14 +175,15 @@ class _ReferenceRunner:
         self.images, self.labels = synthetic_data(self.batch_size * config["max_steps"])
 
     def describe(self) -> dict:
-        return {"torch_threads": self.torch.get_num_threads(), "dtype_policy": "float32"}
+        return {"torch_threads": self.torch.get_num_threads(), "dtype_policy": "float32",
+                "device": str(self.device)}
 
     def run(self, steps: int) -> float:
         start = time.perf_counter()
         for i in range(steps):
             batch = slice(i * self.batch_size, (i + 1) * self.batch_size)
-            x = self.torch.from_numpy(self.images[batch])
-            y = self.torch.from_numpy(self.labels[batch])
+            x = self.torch.from_numpy(self.images[batch]).to(self.device)
+            y = self.torch.from_numpy(self.labels[batch]).to(self.device)
             self.optimizer.zero_grad()
             loss = self.loss(self.model(x), y)
             loss.backward()
