@@ -27,7 +27,7 @@ def test_notebook_is_valid_and_parameterised():
     notebook = nbformat.read(NOTEBOOK, as_version=4)
     nbformat.validate(notebook)
     source = notebook.cells[parameters_index(notebook)].source
-    for name in ("BACKEND", "MODEL", "EPOCHS", "DATA_DIR", "TINY", "REPO_URL"):
+    for name in ("BACKEND", "MODEL", "EPOCHS", "PIPELINE", "DATA_DIR", "TINY", "REPO_URL"):
         assert f"\n{name} = " in f"\n{source}", name
     assert 'MODEL = "cbam"' in source and "TINY = False" in source
     assert COLAB_URL in notebook.cells[0].source
