@@ -1,7 +1,7 @@
 """Keeps the decoded-data caches of the tests' throwaway folders out of the
 user's cache (subprocesses inherit the variable too), lets JAX reuse the
-compilations the tests repeat (the same models at the same shapes: about a
-quarter of the jax pass), shares one LiteRT
+compilations the tests repeat (the same models at the same shapes: a
+quarter off test_models and test_training under jax), shares one LiteRT
 export between the tests of the predictor and of the face pipeline, and
 imports the repository's scripts for the tests of their functions."""
 
