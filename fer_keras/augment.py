@@ -273,11 +273,13 @@ class AugmentedModel(keras.Model):
         super().__init__(**kwargs)
         self.inner = model
         self.augmentation = augmentation
+        # The augmentation layers hold only their random state, made with
+        # them: with a built model the harness is built too, as Keras'
+        # BackupAndRestore needs before `fit`.
+        self.built = model.built
 
     def build(self, input_shape):
-        # The augmentation layers hold only their random state, made with them.
-        if not self.inner.built:
-            self.inner.build(input_shape)
+        self.inner.build(input_shape)
 
     def call(self, inputs, training=False):
         if training and self.augmentation is not None:

@@ -399,24 +399,23 @@ def _fit_one(config, data_dir, images, labels, train_idx, val_idx) -> dict:
 
     on_device = config.pipeline == "device"
     steps = config.steps_per_epoch or max(1, len(train_idx) // recipe.batch_size)
+    val_batch_size = max(recipe.batch_size, 256)
     if on_device:
-        train_data = (fer_data.ArrayBatches(
+        train_data = fer_data.ArrayBatches(
             images[train_idx], labels[train_idx], recipe.batch_size, num_classes, config.seed
-        ),)
+        )
         val_data = (images[val_idx].astype(np.float32),
                     np.eye(num_classes, dtype=np.float32)[labels[val_idx]])
     else:
-        train_data = fer_data.make_dataset(
+        train_data = _one_hot(fer_data.make_dataset(
             images[train_idx], labels[train_idx], batch_size=recipe.batch_size,
             training=True, augment=recipe.augment, seed=config.seed,
-        )
-        val_data = fer_data.make_dataset(
-            images[val_idx], labels[val_idx], batch_size=max(recipe.batch_size, 256)
-        )
-        train_data = (_one_hot(train_data, num_classes),)
-        val_data = _one_hot(val_data, num_classes)
+        ), num_classes)
+        val_data = _one_hot(fer_data.make_dataset(
+            images[val_idx], labels[val_idx], batch_size=val_batch_size
+        ), num_classes)
         if config.steps_per_epoch:
-            train_data = (train_data[0].repeat(),)
+            train_data = train_data.repeat()
 
     init_path = config.init_from and init_source(config.init_from, config.model)
     with _distribution_scope(config.distribute):
@@ -428,7 +427,6 @@ def _fit_one(config, data_dir, images, labels, train_idx, val_idx) -> dict:
         trainer = model
         if on_device:
             trainer = AugmentedModel(model, build_augmentation(recipe.augment, config.seed))
-            trainer.build(model.inputs[0].shape)
         trainer.compile(
             optimizer=make_optimizer(recipe, steps),
             loss=keras.losses.CategoricalCrossentropy(
@@ -484,9 +482,9 @@ def _fit_one(config, data_dir, images, labels, train_idx, val_idx) -> dict:
     run_path.write_text(json.dumps(info, indent=2))
 
     trainer.fit(
-        *train_data,
+        train_data,
         validation_data=val_data,
-        validation_batch_size=max(recipe.batch_size, 256) if on_device else None,
+        validation_batch_size=val_batch_size if on_device else None,
         epochs=recipe.epochs,
         steps_per_epoch=steps,
         class_weight=class_weight,
