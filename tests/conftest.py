@@ -56,16 +56,32 @@ def load_script():
 @pytest.fixture(scope="session")
 def litert_files(tmp_path_factory):
     """A random baseline as `.keras`, and as float and int8-weight `.tflite`
-    files written by export.py (under tensorflow, whatever the tests' backend)."""
+    files written by export.py (under tensorflow, whatever the tests' backend).
+
+    Made once per run: under pytest-xdist the workers share one folder (the
+    parent of their base temporary folders) and take turns through a lock."""
+    from filelock import FileLock
+
+    root = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        root = root.parent
+    folder = root / "litert"
+    files = {"keras": folder / "model.keras", "float": folder / "model.tflite",
+             "int8": folder / "model_int8.tflite"}
+    with FileLock(str(root / "litert.lock")):
+        if not all(path.exists() for path in files.values()):
+            _export_litert(folder, files)
+    return files
+
+
+def _export_litert(folder: Path, files: dict) -> None:
     import keras
 
     from fer_keras.models import build_model
 
-    folder = tmp_path_factory.mktemp("litert")
+    folder.mkdir(exist_ok=True)
     keras.utils.set_random_seed(0)
-    build_model("baseline").save(folder / "model.keras")
-    files = {"keras": folder / "model.keras", "float": folder / "model.tflite",
-             "int8": folder / "model_int8.tflite"}
+    build_model("baseline").save(files["keras"])
     env = {**os.environ, "KERAS_BACKEND": "tensorflow"}
     for kind in ("float", "int8"):
         result = subprocess.run(
@@ -76,4 +92,3 @@ def litert_files(tmp_path_factory):
         )
         assert result.returncode == 0, result.stderr
         assert "Checked: max" in result.stdout
-    return files
