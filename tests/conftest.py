@@ -70,16 +70,16 @@ def litert_files(tmp_path_factory):
              "int8": folder / "model_int8.tflite"}
     with FileLock(str(root / "litert.lock")):
         if not all(path.exists() for path in files.values()):
-            _export_litert(folder, files)
+            _export_litert(files)
     return files
 
 
-def _export_litert(folder: Path, files: dict) -> None:
+def _export_litert(files: dict) -> None:
     import keras
 
     from fer_keras.models import build_model
 
-    folder.mkdir(exist_ok=True)
+    files["keras"].parent.mkdir(exist_ok=True)
     keras.utils.set_random_seed(0)
     build_model("baseline").save(files["keras"])
     env = {**os.environ, "KERAS_BACKEND": "tensorflow"}
