@@ -47,6 +47,11 @@ def main(argv=None) -> None:
                         "training step, the fastest on CPUs; device: feed the arrays and "
                         "augment inside the training step on the GPU or TPU (no TensorFlow "
                         "needed under jax and torch)")
+    parser.add_argument("--data-format", choices=("auto", "channels_last", "channels_first"),
+                        default="auto",
+                        help="layout of the feature maps while training (auto: channels_first "
+                        "under torch, which trains it faster, else channels_last); saved "
+                        "models are channels_last either way")
     parser.add_argument("--mixed-precision", nargs="?", const="auto",
                         choices=("auto", "bfloat16", "float16", "off"),
                         help="mixed precision (auto: float16 on GPU, bfloat16 on TPU and on "
@@ -78,7 +83,7 @@ def main(argv=None) -> None:
             folds=args.folds, steps_per_epoch=args.steps_per_epoch,
             mixed_precision=args.mixed_precision, seed=args.seed,
             distribute=args.distribute, backup_every=args.backup_every,
-            init_from=args.init_from, pipeline=args.pipeline,
+            init_from=args.init_from, pipeline=args.pipeline, data_format=args.data_format,
             verbose=2 if args.quiet else "auto", command=["train.py", *argv],
         )
     )

@@ -13,6 +13,8 @@ import numpy as np
 import keras
 from keras import ops
 
+DATA_FORMATS = ("channels_last", "channels_first")
+
 # The five hand-made 3x3 kernels of the original project, rows top to bottom.
 FIXED_KERNELS = {
     "sobel_vertical": [[-1, -2, -1], [0, 0, 0], [1, 2, 1]],
@@ -66,6 +68,9 @@ class CBAM(keras.layers.Layer):
         reduction: channel reduction of the MLP's hidden layer.
         spatial_kernel_size: size of the spatial attention convolution.
         use_max_pool: add the paper's max-pooled channel path.
+        data_format: "channels_last" (the default, whatever the global Keras
+            setting, so older files load unchanged) or "channels_first". The
+            weights are the same in both.
     """
 
     def __init__(
@@ -73,9 +78,15 @@ class CBAM(keras.layers.Layer):
         reduction: int = 16,
         spatial_kernel_size: int = 7,
         use_max_pool: bool = False,
+        data_format: str = "channels_last",
         **kwargs,
     ):
         super().__init__(**kwargs)
+        if data_format not in DATA_FORMATS:
+            raise ValueError(
+                f"`data_format` must be one of {DATA_FORMATS}. "
+                f"Received: data_format={data_format!r}"
+            )
         if int(reduction) < 1:
             raise ValueError(
                 f"`reduction` must be a positive integer. Received: reduction={reduction}"
@@ -88,14 +99,19 @@ class CBAM(keras.layers.Layer):
         self.reduction = int(reduction)
         self.spatial_kernel_size = int(spatial_kernel_size)
         self.use_max_pool = bool(use_max_pool)
+        self.data_format = data_format
+        self._channel_axis = -1 if data_format == "channels_last" else 1
+        self._spatial_axes = (1, 2) if data_format == "channels_last" else (2, 3)
 
     def build(self, input_shape):
-        if len(input_shape) != 4 or input_shape[-1] is None:
+        if len(input_shape) != 4 or input_shape[self._channel_axis] is None:
+            layout = ("(batch, height, width, channels)" if self.data_format == "channels_last"
+                      else "(batch, channels, height, width)")
             raise ValueError(
-                "CBAM expects channels-last feature maps of shape "
-                f"(batch, height, width, channels). Received: input_shape={input_shape}"
+                f"CBAM with data_format={self.data_format!r} expects feature maps of "
+                f"shape {layout}. Received: input_shape={input_shape}"
             )
-        channels = int(input_shape[-1])
+        channels = int(input_shape[self._channel_axis])
         hidden = max(1, channels // self.reduction)
         self.channel_squeeze = self.add_weight(
             name="channel_squeeze",
@@ -119,15 +135,22 @@ class CBAM(keras.layers.Layer):
         return ops.matmul(hidden, self.channel_excite)
 
     def call(self, inputs):
-        logits = self._channel_mlp(ops.mean(inputs, axis=(1, 2)))
+        spatial, channel = self._spatial_axes, self._channel_axis
+        logits = self._channel_mlp(ops.mean(inputs, axis=spatial))
         if self.use_max_pool:
-            logits = logits + self._channel_mlp(ops.max(inputs, axis=(1, 2)))
-        x = inputs * ops.sigmoid(logits)[:, None, None, :]
+            logits = logits + self._channel_mlp(ops.max(inputs, axis=spatial))
+        scale = ops.sigmoid(logits)
+        scale = scale[:, None, None, :] if channel == -1 else scale[:, :, None, None]
+        x = inputs * scale
         pooled = ops.concatenate(
-            [ops.max(x, axis=-1, keepdims=True), ops.mean(x, axis=-1, keepdims=True)],
-            axis=-1,
+            [ops.max(x, axis=channel, keepdims=True),
+             ops.mean(x, axis=channel, keepdims=True)],
+            axis=channel,
         )
-        attention = ops.conv(pooled, self.spatial_kernel, strides=1, padding="same")
+        attention = ops.conv(
+            pooled, self.spatial_kernel, strides=1, padding="same",
+            data_format=self.data_format,
+        )
         return x * ops.sigmoid(attention)
 
     def compute_output_shape(self, input_shape):
@@ -140,6 +163,7 @@ class CBAM(keras.layers.Layer):
                 "reduction": self.reduction,
                 "spatial_kernel_size": self.spatial_kernel_size,
                 "use_max_pool": self.use_max_pool,
+                "data_format": self.data_format,
             }
         )
         return config

@@ -30,7 +30,7 @@ from fer_keras import data as fer_data
 from fer_keras.augment import AugmentedModel, build_augmentation
 from fer_keras.classes import CLASS_NAMES
 from fer_keras.loading import is_pretrained, load_model, pretrained_path
-from fer_keras.models import build_model
+from fer_keras.models import DEFAULT_DATA_FORMAT, build_model, copy_weights, resolve_data_format
 from fer_keras.plots import plot_curves
 from fer_keras.recipes import OPTIMIZERS, SCHEDULES, Recipe
 from fer_keras.runinfo import accelerators, cpu_has_bfloat16, environment_info
@@ -61,6 +61,7 @@ class TrainConfig:
     backup_every: int | None = None
     init_from: str | None = None
     pipeline: str = "tfdata"
+    data_format: str = "auto"
     verbose: int | str = "auto"
     command: Sequence[str] | None = None
     callbacks: Sequence[keras.callbacks.Callback] = ()
@@ -101,22 +102,30 @@ class SaveBestModel(keras.callbacks.Callback):
     The model to save is named, not taken from `fit`, so a training harness
     (`AugmentedModel`) never lands in the file; the file is written beside
     the old one and renamed over it, so an interrupt leaves no half file.
+    `save_as`, a model of the same zoo entry in another layout, receives the
+    weights and is saved instead: files stay channels-last whatever layout
+    trained them.
     """
 
     def __init__(self, path: Path, model: keras.Model, monitor: str = "val_accuracy",
-                 best: float | None = None):
+                 best: float | None = None, save_as: keras.Model | None = None):
         super().__init__()
         self.path = Path(path)
         self.saved_model = model
         self.monitor = monitor
         self.best = best
+        self.save_as = save_as
 
     def on_epoch_end(self, epoch, logs=None):
         value = (logs or {}).get(self.monitor)
         if value is None or (self.best is not None and not float(value) > self.best):
             return
         partial = self.path.with_name(f"{self.path.stem}.partial.keras")
-        self.saved_model.save(partial)
+        if self.save_as is None:
+            self.saved_model.save(partial)
+        else:
+            copy_weights(self.saved_model, self.save_as)
+            self.save_as.save(partial)
         os.replace(partial, self.path)
         self.best = float(value)
 
@@ -342,6 +351,7 @@ def train(config: TrainConfig) -> dict:
             f"Unknown pipeline {config.pipeline!r}. Expected one of: "
             f"{', '.join(PIPELINES)}. Received: pipeline={config.pipeline!r}"
         )
+    resolve_data_format(config.data_format)
     if config.folds > 1:
         return _cross_validate(config)
     data_dir = fer_data.locate_data(config.data_dir)
@@ -418,8 +428,9 @@ def _fit_one(config, data_dir, images, labels, train_idx, val_idx) -> dict:
             train_data = train_data.repeat()
 
     init_path = config.init_from and init_source(config.init_from, config.model)
+    data_format = resolve_data_format(config.data_format)
     with _distribution_scope(config.distribute):
-        model = build_model(config.model, num_classes=num_classes)
+        model = build_model(config.model, num_classes=num_classes, data_format=data_format)
         if init_path:
             check_same_split(init_path, config.seed, config.val_split)
             init_weights(model, init_path, config.model)
@@ -447,7 +458,12 @@ def _fit_one(config, data_dir, images, labels, train_idx, val_idx) -> dict:
     callbacks = [
         EpochStats(),
         keras.callbacks.CSVLogger(str(history_path), append=True),
-        SaveBestModel(out / "model.keras", model, best=best),
+        SaveBestModel(
+            out / "model.keras", model, best=best,
+            save_as=None if data_format == DEFAULT_DATA_FORMAT else build_model(
+                config.model, num_classes=num_classes, data_format=DEFAULT_DATA_FORMAT
+            ),
+        ),
         keras.callbacks.BackupAndRestore(
             str(backup_dir), save_freq=config.backup_every or "epoch"
         ),
@@ -475,6 +491,7 @@ def _fit_one(config, data_dir, images, labels, train_idx, val_idx) -> dict:
         "val_split": config.val_split,
         "steps_per_epoch": steps,
         "pipeline": config.pipeline,
+        "data_format": data_format,
         "class_weight": class_weight,
         "params": int(model.count_params()),
         **environment_info(),

@@ -159,6 +159,34 @@ def test_cbam_config_round_trip():
     np.testing.assert_allclose(_numpy(clone(x)), want, atol=1e-6)
 
 
+@pytest.mark.parametrize("use_max_pool", [False, True])
+def test_cbam_channels_first_computes_the_same_with_the_same_weights(use_max_pool):
+    rng = np.random.default_rng(6)
+    x = rng.normal(size=(2, 9, 10, 32)).astype("float32")
+    last = CBAM(reduction=8, use_max_pool=use_max_pool)
+    first = CBAM(reduction=8, use_max_pool=use_max_pool, data_format="channels_first")
+    last.build(x.shape)
+    first.build((2, 32, 9, 10))
+    weights = [rng.normal(size=w.shape).astype("float32") for w in last.weights]
+    first.set_weights(weights)
+    last.set_weights(weights)
+    got = _numpy(first(np.transpose(x, (0, 3, 1, 2))))
+    np.testing.assert_allclose(np.transpose(got, (0, 2, 3, 1)), _numpy(last(x)), atol=1e-5)
+    assert first.compute_output_shape((2, 32, 9, 10)) == (2, 32, 9, 10)
+    clone = CBAM.from_config(first.get_config())
+    assert clone.data_format == "channels_first"
+
+
+def test_cbam_defaults_to_channels_last_whatever_the_global_setting():
+    previous = keras.config.image_data_format()
+    keras.config.set_image_data_format("channels_first")
+    try:
+        layer = CBAM()
+    finally:
+        keras.config.set_image_data_format(previous)
+    assert layer.data_format == "channels_last"
+
+
 def test_cbam_max_pool_path_changes_the_output():
     rng = np.random.default_rng(4)
     x = rng.normal(size=(2, 8, 8, 32)).astype("float32")
@@ -174,7 +202,9 @@ def test_cbam_max_pool_path_changes_the_output():
 
 
 @pytest.mark.parametrize(
-    "kwargs", [{"reduction": 0}, {"spatial_kernel_size": 4}, {"spatial_kernel_size": 0}]
+    "kwargs",
+    [{"reduction": 0}, {"spatial_kernel_size": 4}, {"spatial_kernel_size": 0},
+     {"data_format": "NCHW"}],
 )
 def test_cbam_rejects_invalid_arguments(kwargs):
     with pytest.raises(ValueError, match="Received:"):
@@ -184,6 +214,8 @@ def test_cbam_rejects_invalid_arguments(kwargs):
 def test_cbam_rejects_non_image_input():
     with pytest.raises(ValueError, match="Received: input_shape"):
         CBAM().build((2, 16))
+    with pytest.raises(ValueError, match=r"\(batch, channels, height, width\)"):
+        CBAM(data_format="channels_first").build((2, None, 8, 8))
 
 
 def test_cbam_survives_keras_file(tmp_path):

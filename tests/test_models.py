@@ -13,7 +13,12 @@ import keras
 from keras import ops
 
 import fer_keras
-from fer_keras.models import MODEL_REGISTRY
+from fer_keras.models import (
+    MODEL_REGISTRY,
+    copy_weights,
+    preferred_data_format,
+    resolve_data_format,
+)
 from torch_reference import REFERENCES
 
 BACKENDS = ("jax", "tensorflow", "torch")
@@ -95,7 +100,8 @@ def test_unknown_name_lists_valid_names():
 
 @pytest.mark.parametrize(
     "kwargs",
-    [{"num_classes": 1}, {"input_shape": (48, 48, 3)}, {"input_shape": (48, 48)}],
+    [{"num_classes": 1}, {"input_shape": (48, 48, 3)}, {"input_shape": (48, 48)},
+     {"data_format": "NHWC"}],
 )
 def test_invalid_build_arguments(kwargs):
     with pytest.raises(ValueError, match="Received:"):
@@ -159,6 +165,57 @@ def test_a_few_steps_lower_the_loss(name):
     losses = model.fit(x, y, batch_size=len(x), epochs=8, verbose=0).history["loss"]
     assert np.all(np.isfinite(losses))
     assert np.mean(losses[-2:]) < 0.6 * losses[0], losses
+
+
+@pytest.mark.parametrize("name", fer_keras.MODELS)
+def test_channels_first_model_computes_the_same_with_the_same_weights(name):
+    last = fer_keras.build_model(name)
+    _randomize_batch_norm(last, seed=2)
+    first = fer_keras.build_model(name, data_format="channels_first")
+    copy_weights(last, first)
+    assert first.get_layer(f"{name}_channels_first").output.shape[1] == 1
+    assert first.count_params() == last.count_params()
+    x = _images(3, seed=4)
+    np.testing.assert_allclose(
+        _numpy(first(x, training=False)), _numpy(last(x, training=False)), atol=1e-4
+    )
+    # And back: weights of a channels-first model land in the channels-last one.
+    keras.utils.set_random_seed(5)
+    again = fer_keras.build_model(name)
+    copy_weights(first, again)
+    for a, b in zip(again.weights, last.weights):
+        np.testing.assert_array_equal(_numpy(a), _numpy(b))
+
+
+def test_channels_first_trains_like_channels_last():
+    # resnet has no dropout, so a step is deterministic: batch statistics,
+    # gradients and the update must agree in both layouts.
+    models = {}
+    for data_format in ("channels_last", "channels_first"):
+        keras.utils.set_random_seed(0)
+        models[data_format] = fer_keras.build_model("resnet", data_format=data_format)
+    copy_weights(models["channels_last"], models["channels_first"])
+    x, y = _separable_set(n=8)
+    for model in models.values():
+        model.compile(keras.optimizers.SGD(0.1),
+                      keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+        model.fit(x, y, batch_size=8, epochs=2, verbose=0, shuffle=False)
+    for a, b in zip(models["channels_last"].weights, models["channels_first"].weights):
+        np.testing.assert_allclose(_numpy(a), _numpy(b), atol=2e-4, err_msg=a.path)
+
+
+def test_copy_weights_refuses_another_architecture():
+    with pytest.raises(ValueError, match="baseline_fc"):
+        copy_weights(fer_keras.build_model("baseline"), fer_keras.build_model("cbam"))
+
+
+def test_preferred_data_format_is_channels_first_for_torch_only():
+    assert preferred_data_format("torch") == "channels_first"
+    assert preferred_data_format("jax") == preferred_data_format("tensorflow") == "channels_last"
+    assert resolve_data_format("auto") == preferred_data_format(keras.backend.backend())
+    assert resolve_data_format("channels_first", "jax") == "channels_first"
+    with pytest.raises(ValueError, match="Received: data_format='NCHW'"):
+        resolve_data_format("NCHW")
 
 
 @pytest.mark.parametrize("name", fer_keras.MODELS)

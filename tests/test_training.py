@@ -11,7 +11,7 @@ import keras
 
 from fer_keras import recipes, training
 from fer_keras.loading import ModelFileError
-from fer_keras.models import build_model
+from fer_keras.models import build_model, preferred_data_format
 from tiny_data import write_kaggle_folders
 
 
@@ -86,6 +86,35 @@ def test_device_pipeline_trains_the_plain_model_and_resumes(data_dir, tmp_path):
     saved = keras.saving.load_model(out / "model.keras")
     assert [l.name for l in saved.layers] == [l.name for l in build_model("baseline").layers]
     assert sorted(p.name for p in out.glob("*.keras")) == ["model.keras"]
+
+
+class _KeepTrainedModel(keras.callbacks.Callback):
+    def on_train_end(self, logs=None):
+        self.trained = self.model
+
+
+def test_channels_first_training_saves_a_channels_last_model(data_dir, tmp_path):
+    out = tmp_path / "run"
+    keep = _KeepTrainedModel()
+    summary = training.train(_config(data_dir, out, epochs=1, model="cbam",
+                                     data_format="channels_first", callbacks=[keep]))
+    assert summary["data_format"] == "channels_first"
+    assert keep.trained.get_layer("cbam_block1_cbam").data_format == "channels_first"
+    saved = keras.saving.load_model(out / "model.keras")
+    assert [l.name for l in saved.layers] == [l.name for l in build_model("cbam").layers]
+    assert saved.get_layer("cbam_block1_cbam").data_format == "channels_last"
+    x = np.random.default_rng(0).uniform(0, 255, (4, 48, 48, 1)).astype("float32")
+    np.testing.assert_allclose(
+        keras.ops.convert_to_numpy(saved(x, training=False)),
+        keras.ops.convert_to_numpy(keep.trained(x, training=False)), atol=1e-4,
+    )
+
+
+def test_auto_data_format_is_the_backends_choice_and_bad_ones_fail_early(data_dir, tmp_path):
+    summary = training.train(_config(data_dir, tmp_path / "run", epochs=1))
+    assert summary["data_format"] == preferred_data_format()
+    with pytest.raises(ValueError, match="Received: data_format='NHWC'"):
+        training.train(_config(tmp_path / "absent", tmp_path / "bad", data_format="NHWC"))
 
 
 def test_unknown_pipeline_is_refused_before_loading(tmp_path):
