@@ -31,6 +31,8 @@ Example:
     python benchmarks/bench_train.py --models cbam --json bench_train.json
     python benchmarks/bench_train.py --models cbam --backends tensorflow \
         --batch-size 32,64,128 --jit-compile auto,on
+    python benchmarks/bench_train.py --backends torch \
+        --data-format channels_last,channels_first
 """
 
 import argparse
@@ -60,6 +62,7 @@ PRECISIONS = {"off": "float32", "bfloat16": "mixed_bfloat16", "float16": "mixed_
 JIT_VALUES = {"auto": "auto", "on": True, "true": True, "off": False, "false": False}
 MESSAGE_PREFIX = "BENCH_JSON "
 BATCH_NORMS = ("fused", "keras")
+DATA_FORMATS = ("auto", "channels_last", "channels_first")
 
 
 def synthetic_data(num_images: int, seed: int = 0) -> tuple:
@@ -80,7 +83,7 @@ class _KerasRunner:
 
         import keras
 
-        from fer_keras.models import build_model
+        from fer_keras.models import build_model, resolve_data_format
         from fer_keras.recipes import get_recipe
         from fer_keras.training import add_l2, make_optimizer
 
@@ -88,7 +91,9 @@ class _KerasRunner:
         keras.config.set_dtype_policy(PRECISIONS[config["mixed_precision"]])
         self.batch_size = config["batch_size"]
         recipe = get_recipe("seed").replace(batch_size=self.batch_size)
-        self.model = build_model(config["model"], num_classes=NUM_CLASSES)
+        self.data_format = resolve_data_format(config["data_format"])
+        self.model = build_model(config["model"], num_classes=NUM_CLASSES,
+                                 data_format=self.data_format)
         if config["batch_norm"] == "keras":
             self.model = _with_keras_batch_norm(self.model)
         add_l2(self.model, recipe.weight_decay)
@@ -107,7 +112,8 @@ class _KerasRunner:
 
     def describe(self) -> dict:
         return {"jit_compiled": bool(self.model.jit_compile),
-                "dtype_policy": self.model.dtype_policy.name}
+                "dtype_policy": self.model.dtype_policy.name,
+                "layout": self.data_format}
 
     def run(self, steps: int) -> float:
         n = steps * self.batch_size
@@ -288,7 +294,7 @@ def label(config: dict) -> str:
         return f"{config['model']} {config['backend']} (torch eager) b{config['batch_size']}"
     return (f"{config['model']} {config['backend']} b{config['batch_size']} "
             f"jit={config['jit_compile']} precision={config['mixed_precision']} "
-            f"bn={config['batch_norm']}")
+            f"bn={config['batch_norm']} layout={config['data_format']}")
 
 
 def _start_worker(config: dict) -> WorkerProcess:
@@ -311,7 +317,10 @@ def _jit_name(config: dict) -> str:
 
 
 def configurations(args) -> list[dict]:
-    """The reference and every backend x batch size x jit x precision x batch norm."""
+    """The reference and every backend x batch size x jit x precision x batch norm
+    x layout ("auto" and the layout it stands for count once)."""
+    from fer_keras.models import resolve_data_format
+
     common = {"warmup_steps": args.warmup_steps,
               "max_steps": max(args.steps, args.warmup_steps, 1)}
     configs = []
@@ -319,16 +328,18 @@ def configurations(args) -> list[dict]:
         for reference in args.references:
             configs.append({"model": model, "backend": reference,
                             "batch_size": args.reference_batch_size, "jit_compile": False,
-                            "mixed_precision": "off", "batch_norm": "-", **common})
+                            "mixed_precision": "off", "batch_norm": "-",
+                            "data_format": "-", **common})
         seen = set()
-        for backend, batch_size, jit, precision, norm in itertools.product(
+        for backend, batch_size, jit, precision, norm, data_format in itertools.product(
             args.backends, args.batch_size, args.jit_compile, args.mixed_precision,
-            args.batch_norm,
+            args.batch_norm, args.data_format,
         ):
             config = {"model": model, "backend": backend, "batch_size": batch_size,
                       "jit_compile": jit, "mixed_precision": precision,
-                      "batch_norm": norm, **common}
-            key = (backend, batch_size, _jit_name(config), precision, norm)
+                      "batch_norm": norm, "data_format": data_format, **common}
+            layout = resolve_data_format(data_format, backend)
+            key = (backend, batch_size, _jit_name(config), precision, norm, layout)
             if key not in seen:
                 seen.add(key)
                 configs.append(config)
@@ -365,7 +376,7 @@ def measure_model(configs: list[dict], steps: int, rounds: int, log) -> list[dic
 
 def _public(config: dict) -> dict:
     return {k: config[k] for k in ("model", "backend", "batch_size", "jit_compile",
-                                   "mixed_precision", "batch_norm")}
+                                   "mixed_precision", "batch_norm", "data_format")}
 
 
 def summarise(rows: list[dict]) -> None:
@@ -409,15 +420,16 @@ def _ratio(value) -> str:
 
 def format_table(rows: list[dict]) -> str:
     """The rows as a Markdown table (it reads as well in a terminal)."""
-    header = ("| model | backend | batch | compile | precision | batch norm | img/s | "
-              "spread | x reference | x best reference | paired range | first step s | "
-              "warm-up s |")
-    lines = [header, "|" + "---|" * 13]
+    header = ("| model | backend | batch | compile | precision | batch norm | layout | "
+              "img/s | spread | x reference | x best reference | paired range | "
+              "first step s | warm-up s |")
+    lines = [header, "|" + "---|" * 14]
     for r in rows:
         paired = r.get("ratio_paired_range")
         lines.append(
             f"| {r['model']} | {r['backend']} | {r['batch_size']} | {r['jit']} | "
-            f"{r['dtype_policy']} | {r['batch_norm']} | {r['images_per_s']:.1f} | "
+            f"{r['dtype_policy']} | {r['batch_norm']} | {r.get('layout', '-')} | "
+            f"{r['images_per_s']:.1f} | "
             f"{r['spread_pct']:.0f}% | "
             f"{_ratio(r.get('ratio_vs_reference'))} | "
             f"{_ratio(r.get('ratio_vs_best_reference'))} | "
@@ -502,6 +514,10 @@ def parse_args(argv=None) -> argparse.Namespace:
                              "fused kernel when training under tensorflow) or keras "
                              "(keras.layers.BatchNormalization), comma-separated "
                              "(default fused)")
+    parser.add_argument("--data-format", type=listed(str, DATA_FORMATS), default=["auto"],
+                        help="layout of the Keras models' feature maps, comma-separated: "
+                             "auto (what train.py does: channels_first under torch, else "
+                             "channels_last), channels_last, channels_first")
     parser.add_argument("--reference-batch-size", type=int, default=32,
                         help="batch size of the original PyTorch loop (default 32, as it trained)")
     parser.add_argument("--references", type=listed(str, [*REFERENCES, "none"]),

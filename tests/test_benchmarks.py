@@ -35,14 +35,22 @@ def test_bench_train(tmp_path):
         "bench_train.py", "--models", "baseline", "--backends", BACKEND, "--steps", "1",
         "--rounds", "1", "--warmup-steps", "0", "--batch-size", "8",
         "--reference-batch-size", "8", "--json", str(out),
+        # "auto" is channels_first under torch (two layouts, two processes)
+        # and channels_last elsewhere (the same configuration, counted once).
+        "--data-format", "auto,channels_last",
         # Each batch norm and reference variant is one more process: both
         # batch norms where they differ, both references in one pass.
         *(["--batch-norm", "fused,keras"] if BACKEND == "tensorflow" else
           ["--references", "reference"]),
     )
     report = json.loads(out.read_text())
-    norms = [r["batch_norm"] for r in report["rows"] if r["backend"] == BACKEND]
-    assert sorted(norms) == (["fused", "keras"] if BACKEND == "tensorflow" else ["fused"])
+    rows = [r for r in report["rows"] if r["backend"] == BACKEND]
+    norms = [r["batch_norm"] for r in rows]
+    assert sorted(norms) == (["fused", "keras"] if BACKEND == "tensorflow" else
+                             ["fused"] * (2 if BACKEND == "torch" else 1))
+    layouts = {r["layout"] for r in rows}
+    assert layouts == ({"channels_first", "channels_last"} if BACKEND == "torch" else
+                       {"channels_last"})
     figures = report["results"]["baseline"]
     references = {"reference", "reference_omp_passive"} if BACKEND == "tensorflow" else {
         "reference"}
