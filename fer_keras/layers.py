@@ -3,9 +3,9 @@
 Everything here is registered with `package="fer_keras"`, so a `.keras` file
 that uses it loads after `import fer_keras` with no `custom_objects`, and computes
 with `keras.ops`, so the same file runs under JAX, TensorFlow and PyTorch.
-The one exception is `FusedBatchNormalization`'s TensorFlow training step,
-which calls TensorFlow's fused kernel and falls back to Keras' own code
-everywhere else.
+The one exception is `FusedBatchNormalization`'s training step under
+TensorFlow and PyTorch, which calls their fused kernels and falls back to
+Keras' own code everywhere else.
 """
 
 import numpy as np
@@ -171,45 +171,48 @@ class CBAM(keras.layers.Layer):
 
 @keras.saving.register_keras_serializable(package="fer_keras")
 class FusedBatchNormalization(keras.layers.BatchNormalization):
-    """`BatchNormalization` that trains with TensorFlow's fused kernel.
+    """`BatchNormalization` that trains with the backend's fused kernel.
 
     Keras 3 normalizes with separate moment, normalization and update ops on
-    every backend; under TensorFlow on a CPU those cost about three times the
-    single fused kernel per layer, a sixth of a `cbam` training step. This
-    layer takes the fused kernel for the training step of 4-D channels-last
-    inputs under TensorFlow and keeps the moving statistics exactly as Keras
-    does (the biased batch variance); TensorFlow raises an `epsilon` below
-    1.001e-5 to that value in the kernel, which changes a channel's scale
-    by at most 0.05% for the zoo's 1e-5. Everything else -- inference, other
-    backends, masks, renorm -- is Keras' own code, so weights, saved files
-    and predictions are those of `keras.layers.BatchNormalization`.
+    every backend; on a CPU those cost two to three times one fused kernel
+    per layer, a sixth of a `cbam` training step under TensorFlow and more
+    under PyTorch. This layer takes the fused kernel for the training step of
+    4-D inputs in the layout the kernel is native to -- channels-last under
+    TensorFlow (`fused_batch_norm`), channels-first under PyTorch
+    (`torch.nn.functional.batch_norm`) -- and keeps the moving statistics
+    exactly as Keras does (the biased batch variance). TensorFlow raises an
+    `epsilon` below 1.001e-5 to that value in the kernel, which changes a
+    channel's scale by at most 0.05% for the zoo's 1e-5. Everything else --
+    inference, JAX (whose XLA fuses the ops anyway), other layouts, masks,
+    renorm -- is Keras' own code, so weights, saved files and predictions are
+    those of `keras.layers.BatchNormalization`.
     """
 
-    def _takes_fused_path(self, inputs, training, mask) -> bool:
-        return (
-            keras.backend.backend() == "tensorflow"
-            and bool(training)
-            and self.trainable
-            and mask is None
-            and not self.renorm
-            and not self.synchronized
-            and len(inputs.shape) == 4
-            and self.axis % 4 == 3
-        )
+    def _fused_kernel(self, inputs, training, mask) -> str | None:
+        """"tensorflow" or "torch" where that backend's kernel applies, else None."""
+        if not (bool(training) and self.trainable and mask is None and not self.renorm
+                and not self.synchronized and len(inputs.shape) == 4):
+            return None
+        backend = keras.backend.backend()
+        if backend == "tensorflow" and self.axis % 4 == 3:
+            return "tensorflow"
+        if backend == "torch" and self.axis % 4 == 1:
+            return "torch"
+        return None
 
     def call(self, inputs, training=None, mask=None):
-        if not self._takes_fused_path(inputs, training, mask):
+        kernel = self._fused_kernel(inputs, training, mask)
+        if kernel is None:
             return super().call(inputs, training=training, mask=mask)
-        import tensorflow as tf
-
         x = ops.cast(inputs, "float32")
-        channels = x.shape[-1]
+        channels = x.shape[self.axis]
         gamma = ops.cast(self.gamma, "float32") if self.scale else ops.ones((channels,))
         beta = ops.cast(self.beta, "float32") if self.center else ops.zeros((channels,))
-        outputs, mean, variance = tf.compat.v1.nn.fused_batch_norm(
-            x, gamma, beta, epsilon=self.epsilon, is_training=True, data_format="NHWC"
-        )
-        # The kernel returns the unbiased variance; Keras keeps the biased one.
+        if kernel == "tensorflow":
+            outputs, mean, variance = self._tensorflow_kernel(x, gamma, beta)
+        else:
+            outputs, mean, variance = self._torch_kernel(x, gamma, beta)
+        # Both kernels return the unbiased variance; Keras keeps the biased one.
         count = ops.cast(ops.size(x), "float32") / channels
         variance = variance * (count - 1.0) / count
         momentum = self.momentum
@@ -221,3 +224,22 @@ class FusedBatchNormalization(keras.layers.BatchNormalization):
             + variance * (1.0 - momentum)
         )
         return ops.cast(outputs, self.compute_dtype)
+
+    def _tensorflow_kernel(self, x, gamma, beta):
+        import tensorflow as tf
+
+        return tf.compat.v1.nn.fused_batch_norm(
+            x, gamma, beta, epsilon=self.epsilon, is_training=True, data_format="NHWC"
+        )
+
+    def _torch_kernel(self, x, gamma, beta):
+        import torch
+
+        # With momentum 1 the kernel overwrites these buffers with the batch
+        # mean and unbiased variance, outside the autograd graph.
+        mean = torch.zeros(x.shape[1], device=x.device)
+        variance = torch.ones(x.shape[1], device=x.device)
+        outputs = torch.nn.functional.batch_norm(
+            x, mean, variance, gamma, beta, training=True, momentum=1.0, eps=self.epsilon
+        )
+        return outputs, mean, variance

@@ -279,8 +279,9 @@ def build_model(
 def preferred_data_format(backend: str | None = None) -> str:
     """The layout the backend trains fastest: channels-first for torch only.
 
-    Measured on `cbam`, forward and backward at batch 64 on a CPU: torch 54
-    vs 44 img/s, tensorflow 57 vs 73 (benchmarks/README.md).
+    Measured on a 2-core CPU (benchmarks/README.md): torch trains the zoo
+    1.3-1.5x faster channels-first (PyTorch's batch-norm kernel applies there),
+    tensorflow and jax slower (cbam 58 vs 85 and 22 vs 25 img/s).
     """
     backend = backend or keras.backend.backend()
     return "channels_first" if backend == "torch" else "channels_last"

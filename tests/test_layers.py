@@ -244,7 +244,7 @@ def _bn_pair(shape, **kwargs):
         layer = cls(epsilon=1e-5, momentum=0.9, **kwargs)
         layer.build(shape)
         pair.append(layer)
-    channels = shape[-1]
+    channels = shape[kwargs.get("axis", -1)]
     values = [
         rng.normal(1.0, 0.3, channels),
         rng.normal(0.0, 0.3, channels),
@@ -265,20 +265,23 @@ def _one_sgd_step(layer, x, target):
     return [_numpy(w) for w in layer.weights]
 
 
-@pytest.mark.parametrize("shape", [(8, 6, 6, 5), (16, 3)])
-def test_fused_batch_norm_trains_like_keras(shape):
+@pytest.mark.parametrize(
+    "shape, axis", [((8, 6, 6, 5), -1), ((8, 5, 6, 6), 1), ((16, 3), -1)]
+)
+def test_fused_batch_norm_trains_like_keras(shape, axis):
+    # Channels-last takes TensorFlow's kernel, channels-first PyTorch's.
     rng = np.random.default_rng(2)
     x = rng.normal(2.0, 3.0, shape).astype("float32")
     target = rng.normal(size=shape).astype("float32")
-    keras_bn, fused_bn = _bn_pair(shape)
+    keras_bn, fused_bn = _bn_pair(shape, axis=axis)
 
     np.testing.assert_allclose(
         _numpy(fused_bn(x, training=True)), _numpy(keras_bn(x, training=True)), atol=1e-5
     )
-    keras_bn, fused_bn = _bn_pair(shape)
+    keras_bn, fused_bn = _bn_pair(shape, axis=axis)
     want = _one_sgd_step(keras_bn, x, target)
     got = _one_sgd_step(fused_bn, x, target)
-    before = _bn_pair(shape)[0].get_weights()
+    before = _bn_pair(shape, axis=axis)[0].get_weights()
     for g, w, b in zip(got, want, before):
         # Gamma, beta and both moving statistics all moved, and moved alike.
         assert np.abs(w - b).max() > 1e-3
@@ -307,6 +310,24 @@ def test_fused_batch_norm_uses_the_fused_kernel_under_tensorflow():
 
     assert any(t.startswith("FusedBatchNorm") for t in op_types(True))
     assert not any(t.startswith("FusedBatchNorm") for t in op_types(False))
+
+
+@pytest.mark.skipif(
+    keras.backend.backend() != "torch", reason="the channels-first kernel is PyTorch's"
+)
+@pytest.mark.parametrize("axis, fused", [(1, True), (-1, False)])
+def test_fused_batch_norm_uses_the_torch_kernel_channels_first(axis, fused, monkeypatch):
+    import torch
+
+    calls = []
+    kernel = torch.nn.functional.batch_norm
+    monkeypatch.setattr(torch.nn.functional, "batch_norm",
+                        lambda *a, **k: calls.append(1) or kernel(*a, **k))
+    layer = FusedBatchNormalization(axis=axis)
+    x = np.random.default_rng(1).normal(size=(4, 3, 5, 5)).astype("float32")
+    layer(x, training=True)
+    layer(x, training=False)
+    assert len(calls) == (1 if fused else 0)
 
 
 def test_fused_batch_norm_survives_keras_file(tmp_path):
