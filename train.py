@@ -13,7 +13,7 @@ def main(argv=None) -> None:
     argv = sys.argv[1:] if argv is None else argv
     backend = cli.select_backend(argv)
 
-    from fer_keras import MODELS, augment, recipes, training
+    from fer_keras import MODELS, augment, models, recipes, training
 
     defaults = recipes.RECIPES["seed"]
     parser = argparse.ArgumentParser(description=__doc__)
@@ -47,7 +47,7 @@ def main(argv=None) -> None:
                         "training step, the fastest on CPUs; device: feed the arrays and "
                         "augment inside the training step on the GPU or TPU (no TensorFlow "
                         "needed under jax and torch)")
-    parser.add_argument("--data-format", choices=("auto", "channels_last", "channels_first"),
+    parser.add_argument("--data-format", choices=("auto", *models.DATA_FORMATS),
                         default="auto",
                         help="layout of the feature maps while training (auto: channels_first "
                         "under torch, which trains it faster, else channels_last); saved "

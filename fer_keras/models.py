@@ -125,7 +125,8 @@ def kernels(
 def _batch_norm(name, data_format):
     # PyTorch's defaults (eps 1e-5, momentum 0.1, i.e. Keras momentum 0.9), as
     # the original trained with; they also make converted checkpoints exact.
-    # The fused subclass only changes how TensorFlow computes a training step.
+    # The fused subclass only changes how TensorFlow and PyTorch compute a
+    # training step.
     return FusedBatchNormalization(
         axis=_channel_axis(data_format), epsilon=1e-5, momentum=0.9, name=name
     )
