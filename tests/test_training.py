@@ -110,6 +110,37 @@ def test_channels_first_training_saves_a_channels_last_model(data_dir, tmp_path)
     )
 
 
+class _WeightsAt(keras.callbacks.Callback):
+    """The model's weights when training starts (after a restore) or at an epoch's end."""
+
+    def __init__(self, stop_after_first_epoch=False):
+        super().__init__()
+        self.stop = stop_after_first_epoch
+
+    def on_train_begin(self, logs=None):
+        self.at_begin = self.model.get_weights()
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.at_epoch_end = self.model.get_weights()
+        if self.stop:
+            raise KeyboardInterrupt
+
+
+def test_run_interrupted_in_one_layout_resumes_in_the_other(data_dir, tmp_path):
+    out = tmp_path / "run"
+    first = _WeightsAt(stop_after_first_epoch=True)
+    with pytest.raises(KeyboardInterrupt):
+        training.train(_config(data_dir, out, epochs=2, model="cbam",
+                               data_format="channels_last", callbacks=[first]))
+    resumed = _WeightsAt()
+    summary = training.train(_config(data_dir, out, epochs=2, model="cbam",
+                                     data_format="channels_first", callbacks=[resumed]))
+    assert summary["data_format"] == "channels_first"
+    assert [int(r["epoch"]) for r in _history(out)] == [0, 1]
+    for restored, saved in zip(resumed.at_begin, first.at_epoch_end):
+        np.testing.assert_array_equal(restored, saved)
+
+
 def test_auto_data_format_is_the_backends_choice_and_bad_ones_fail_early(data_dir, tmp_path):
     summary = training.train(_config(data_dir, tmp_path / "run", epochs=1))
     assert summary["data_format"] == preferred_data_format()
