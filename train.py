@@ -47,7 +47,7 @@ def main(argv=None) -> None:
                         "training step, the fastest on CPUs; device: feed the arrays and "
                         "augment inside the training step on the GPU or TPU (no TensorFlow "
                         "needed under jax and torch)")
-    parser.add_argument("--data-format", choices=("auto", *models.DATA_FORMATS),
+    parser.add_argument("--data-format", choices=models.DATA_FORMAT_CHOICES,
                         default="auto",
                         help="layout of the feature maps while training (auto: channels_first "
                         "under torch, which trains it faster, else channels_last); saved "

@@ -62,7 +62,6 @@ PRECISIONS = {"off": "float32", "bfloat16": "mixed_bfloat16", "float16": "mixed_
 JIT_VALUES = {"auto": "auto", "on": True, "true": True, "off": False, "false": False}
 MESSAGE_PREFIX = "BENCH_JSON "
 BATCH_NORMS = ("fused", "keras")
-DATA_FORMATS = ("auto", "channels_last", "channels_first")
 
 
 def synthetic_data(num_images: int, seed: int = 0) -> tuple:
@@ -481,7 +480,7 @@ def listed(kind, choices=None):
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    from fer_keras.models import MODELS
+    from fer_keras.models import DATA_FORMAT_CHOICES, MODELS
     from fer_keras.recipes import get_recipe
 
     recipe_batch_size = get_recipe("seed").batch_size
@@ -514,7 +513,7 @@ def parse_args(argv=None) -> argparse.Namespace:
                              "fused kernel when training under tensorflow) or keras "
                              "(keras.layers.BatchNormalization), comma-separated "
                              "(default fused)")
-    parser.add_argument("--data-format", type=listed(str, DATA_FORMATS), default=["auto"],
+    parser.add_argument("--data-format", type=listed(str, DATA_FORMAT_CHOICES), default=["auto"],
                         help="layout of the Keras models' feature maps, comma-separated: "
                              "auto (what train.py does: channels_first under torch, else "
                              "channels_last), channels_last, channels_first")

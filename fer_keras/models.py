@@ -22,6 +22,9 @@ from fer_keras.layers import CBAM, DATA_FORMATS, FixedKernels, FusedBatchNormali
 
 INPUT_SHAPE = (48, 48, 1)
 DEFAULT_DATA_FORMAT = "channels_last"
+# What `train.py --data-format` and `bench_train.py` accept: "auto" is the
+# backend's preferred layout (`resolve_data_format`).
+DATA_FORMAT_CHOICES = ("auto", *DATA_FORMATS)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -294,8 +297,8 @@ def resolve_data_format(data_format: str | None, backend: str | None = None) -> 
         return preferred_data_format(backend)
     if data_format not in DATA_FORMATS:
         raise ValueError(
-            f"Unknown data_format {data_format!r}. Expected auto or one of: "
-            f"{', '.join(DATA_FORMATS)}. Received: data_format={data_format!r}"
+            f"Unknown data_format {data_format!r}. Expected one of: "
+            f"{', '.join(DATA_FORMAT_CHOICES)}. Received: data_format={data_format!r}"
         )
     return data_format
 
