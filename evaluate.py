@@ -16,7 +16,7 @@ def main(argv=None) -> None:
     argv = sys.argv[1:] if argv is None else argv
     cli.select_backend(argv)
 
-    from fer_keras import data, evaluation, loading
+    from fer_keras import data, evaluation, loading, tta
     from fer_keras.inference import Predictor
     from fer_keras.runinfo import environment_info
 
@@ -27,13 +27,21 @@ def main(argv=None) -> None:
                         "runs/**/model.keras)")
     parser.add_argument("--data-dir", help="FER2013 folder or fer2013.csv "
                         "(default: $FER2013_DIR, else download with kagglehub)")
-    parser.add_argument("--split", default="test", help="split to evaluate (default: test)")
+    parser.add_argument("--split", default="test",
+                        help="split to evaluate (default: test); 'val': the training "
+                        "images each model held out for validation, read from the "
+                        "run.json beside it, to compare models and --tta without "
+                        "touching the test split")
     parser.add_argument("--output-dir", help="where to write metrics and plots "
-                        "(default: an eval/ folder beside each model; "
-                        "runs/pretrained_NAME/eval for a pretrained one)")
+                        "(default: an eval/ folder beside each model, eval_SPLIT/ "
+                        "for a split other than test; runs/pretrained_NAME/eval "
+                        "for a pretrained one)")
     parser.add_argument("--runs-dir", default="runs", help="where to look for the newest model")
-    parser.add_argument("--tta", action="store_true",
-                        help="average the predictions of each image and its mirror image")
+    parser.add_argument("--tta", nargs="?", const="mirror", default="none",
+                        choices=tta.TTA_MODES,
+                        help="test-time augmentation: average the predictions over "
+                        "each image and its mirror image (--tta, or --tta mirror), "
+                        "or over ten crops (--tta ten_crop, 5x slower)")
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--gradcam", type=int, metavar="N", default=0,
                         help="also draw a Grad-CAM grid of N test images per class")
@@ -48,16 +56,21 @@ def main(argv=None) -> None:
     models = [Predictor(p, batch_size=args.batch_size) if p.suffix == ".tflite"
               else loading.load_model(p) for p in paths]
     data_dir = data.locate_data(args.data_dir)
-    images, labels = data.load_split(data_dir, args.split)
-    print(f"Evaluating on {len(labels)} {args.split} images from {data_dir}")
+    if args.split != "val":
+        images, labels = data.load_split(data_dir, args.split)
+        print(f"Evaluating on {len(labels)} {args.split} images from {data_dir}")
 
     results = {}
     for index, (path, model) in enumerate(zip(paths, models), start=1):
+        if args.split == "val":
+            images, labels = evaluation.validation_split(data_dir, path)
+            print(f"Evaluating {path} on the {len(labels)} validation images it held out")
+        folder = "eval" if args.split == "test" else f"eval_{args.split}"
         if args.output_dir is None and loading.is_pretrained(path):
             # Not inside the installed package: beside the user's runs.
-            out = Path(args.runs_dir) / f"pretrained_{path.stem}" / "eval"
+            out = Path(args.runs_dir) / f"pretrained_{path.stem}" / folder
         elif args.output_dir is None:
-            out = path.parent / "eval"
+            out = path.parent / folder
         elif len(paths) == 1:
             out = Path(args.output_dir)
         else:

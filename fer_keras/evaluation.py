@@ -8,33 +8,67 @@ import numpy as np
 
 import keras
 
+from fer_keras import data
 from fer_keras.classes import CLASS_NAMES
 from fer_keras.inference import Predictor
+from fer_keras.loading import source_run
 from fer_keras.plots import plot_confusion_matrix, plot_per_class
+from fer_keras.tta import resolve_mode, tta_views
 
 
 def predict_proba(
     model: "keras.Model | Predictor", images: np.ndarray, batch_size: int = 256,
-    tta: bool = False,
+    tta: bool | str = False,
 ) -> np.ndarray:
     """Class probabilities of raw 0-255 grey images (N, 48, 48, 1).
 
     `model` is a Keras model, or a `Predictor` (which also runs `.tflite`
-    exports). With `tta`, averages the probabilities of each image and its
-    mirror image.
+    exports). `tta` averages the probabilities over views of each image: one
+    of `fer_keras.tta.TTA_MODES` ("mirror", the image and its mirror image;
+    "ten_crop", ten crops), True meaning "mirror".
     """
     images = np.asarray(images, dtype="float32")
-    if isinstance(model, Predictor):
-        probs = model.predict_proba(images)
-        if tta:
-            probs = (probs + model.predict_proba(images[:, :, ::-1])) / 2
-        return probs
-    logits = model.predict(images, batch_size=batch_size, verbose=0)
-    probs = keras.ops.convert_to_numpy(keras.ops.softmax(logits, axis=-1))
-    if tta:
-        mirrored = model.predict(images[:, :, ::-1], batch_size=batch_size, verbose=0)
-        probs = (probs + keras.ops.convert_to_numpy(keras.ops.softmax(mirrored, axis=-1))) / 2
-    return probs
+    views = tta_views(images[..., None] if images.ndim == 3 else images, tta)
+    total = None
+    for view in views:
+        if isinstance(model, Predictor):
+            probs = model.predict_proba(view)
+        else:
+            logits = model.predict(view, batch_size=batch_size, verbose=0)
+            probs = keras.ops.convert_to_numpy(keras.ops.softmax(logits, axis=-1))
+        total = probs if total is None else total + probs
+    return total / len(views)
+
+
+def validation_split(data_dir, model_path) -> tuple[np.ndarray, np.ndarray]:
+    """The images and labels a trained model was validated on.
+
+    They are the training images its run held out (its seed and
+    `--val-split`, or its cross-validation fold), as recorded in the
+    run.json beside the model (the card of a pretrained one): the split to
+    compare models and test-time augmentation on without touching the test
+    split.
+    """
+    run = source_run(model_path)
+    if not run or "seed" not in run:
+        raise ValueError(
+            f"{model_path} has no run.json beside it saying which training images "
+            "it held out for validation (train.py writes one). Evaluate it on "
+            "--split test instead."
+        )
+    images, labels = data.load_split(data_dir, "train")
+    if run.get("fold"):
+        _, val_idx = data.kfold_splits(labels, run["folds"], run["seed"])[run["fold"] - 1]
+    else:
+        _, val_idx = data.train_val_split(labels, run.get("val_split", 0.1), run["seed"])
+    expected = run.get("data", {}).get("val", {}).get("total")
+    if expected is not None and expected != len(val_idx):
+        raise ValueError(
+            f"{model_path} was validated on {expected} images of {run.get('data_dir')}, "
+            f"but the same split of {data_dir} has {len(val_idx)}: another copy of the "
+            "data. Point --data-dir at the data it trained on."
+        )
+    return images[val_idx], labels[val_idx]
 
 
 def classification_metrics(
@@ -107,14 +141,14 @@ def evaluate(
     images: np.ndarray,
     labels: np.ndarray,
     output_dir=None,
-    tta: bool = False,
+    tta: bool | str = False,
     batch_size: int = 256,
     extra: Mapping | None = None,
 ) -> dict:
     """Evaluates `model`; with `output_dir`, writes metrics.json and the two PNGs."""
     probs = predict_proba(model, images, batch_size=batch_size, tta=tta)
     metrics = classification_metrics(labels, probs.argmax(axis=-1))
-    metrics["tta"] = bool(tta)
+    metrics["tta"] = resolve_mode(tta)
     metrics.update(extra or {})
     if output_dir is not None:
         out = Path(output_dir)

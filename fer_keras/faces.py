@@ -22,6 +22,7 @@ import keras
 from fer_keras import loading
 from fer_keras.classes import CLASS_NAMES
 from fer_keras.inference import Predictor
+from fer_keras.tta import resolve_mode, tta_views
 
 DETECTORS = ("haar", "mtcnn")
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv")
@@ -325,7 +326,9 @@ class EmotionRecognizer:
             `color` attribute (True: it takes RGB, False: grey).
         margin: fraction of the face box added on each side before cropping;
             FER2013 faces are tight crops, so a small margin matches them.
-        tta: also classify each face mirrored and average the probabilities.
+        tta: test-time augmentation (`fer_keras.tta`): True or "mirror" also
+            classifies each face mirrored, "ten_crop" ten views of it (ten
+            times the model's work), and averages the probabilities.
         detection_size: frames whose longest side exceeds it are detected on a
             copy downscaled to it (the crops still come from the full frame).
             Detection time grows with its square; the Haar detector misses
@@ -340,11 +343,12 @@ class EmotionRecognizer:
         model: "str | os.PathLike | keras.Model | None" = None,
         detector: "str | HaarDetector | MtcnnDetector" = "haar",
         margin: float = 0.1,
-        tta: bool = False,
+        tta: bool | str = False,
         detection_size: int = 400,
         align: bool = True,
         batch_size: int = 64,
     ):
+        tta = resolve_mode(tta)
         if model is None:
             model = loading.load_pretrained("cbam")
         elif isinstance(model, (str, os.PathLike)):
@@ -370,7 +374,7 @@ class EmotionRecognizer:
         self.input_size = (width, height)
         self.detector = make_detector(detector) if isinstance(detector, str) else detector
         self.margin = float(margin)
-        self.tta = bool(tta)
+        self.tta = tta
         self.detection_size = int(detection_size)
         self.align = bool(align)
 
@@ -419,11 +423,9 @@ class EmotionRecognizer:
             crops = crops[..., None]
         if len(crops) == 0:
             return np.zeros((0, len(CLASS_NAMES)), dtype="float32")
-        batch = np.concatenate([crops, crops[:, :, ::-1]]) if self.tta else crops
-        probs = self.predictor.predict_proba(batch)
-        if self.tta:
-            probs = (probs[: len(crops)] + probs[len(crops):]) / 2.0
-        return probs.astype("float32")
+        views = tta_views(crops, self.tta)
+        probs = self.predictor.predict_proba(np.concatenate(views))
+        return probs.reshape(len(views), len(crops), -1).mean(axis=0).astype("float32")
 
     def predict(self, frame) -> list[Face]:
         """The faces of one frame (see `predict_batch`)."""

@@ -1,5 +1,6 @@
 """Loading saved models with errors that say what is wrong and what to do."""
 
+import json
 import zipfile
 from pathlib import Path
 
@@ -80,6 +81,16 @@ def pretrained_path(name: str = "cbam") -> Path:
 def is_pretrained(path) -> bool:
     """Whether `path` is one of the models shipped inside the package."""
     return Path(path).resolve().parent == PRETRAINED_DIR.resolve()
+
+
+def source_run(path) -> dict | None:
+    """The run.json record of a saved model (the card's record for a pretrained one)."""
+    path = Path(path)
+    if is_pretrained(path):
+        card = path.with_suffix(".json")
+        return json.loads(card.read_text()).get("run") if card.exists() else None
+    run = path.parent / "run.json"
+    return json.loads(run.read_text()) if run.exists() else None
 
 
 def load_pretrained(name: str = "cbam") -> keras.Model:

@@ -29,7 +29,7 @@ import keras
 from fer_keras import data as fer_data
 from fer_keras.augment import AugmentedModel, build_augmentation
 from fer_keras.classes import CLASS_NAMES
-from fer_keras.loading import is_pretrained, load_model, pretrained_path
+from fer_keras.loading import load_model, pretrained_path, source_run
 from fer_keras.models import DEFAULT_DATA_FORMAT, build_model, copy_weights, resolve_data_format
 from fer_keras.plots import plot_curves
 from fer_keras.recipes import OPTIMIZERS, SCHEDULES, Recipe
@@ -198,15 +198,6 @@ def init_source(init_from: str, model_name: str) -> Path:
     return Path(init_from)
 
 
-def source_run(path: Path) -> dict | None:
-    """The run.json record of a saved model (the card's record for a pretrained one)."""
-    if is_pretrained(path):
-        card = path.with_suffix(".json")
-        return json.loads(card.read_text()).get("run") if card.exists() else None
-    run = path.parent / "run.json"
-    return json.loads(run.read_text()) if run.exists() else None
-
-
 def check_same_split(path: Path, seed: int, val_split: float) -> None:
     """Refuses to validate a started model on images it was trained on.
 
@@ -217,6 +208,12 @@ def check_same_split(path: Path, seed: int, val_split: float) -> None:
     run = source_run(path)
     if not run or "seed" not in run:
         return
+    if run.get("fold"):
+        raise TrainingError(
+            f"--init-from {path} is fold {run['fold']} of a {run['folds']}-fold "
+            "cross-validation: it trained on images that any validation split of "
+            "this run would hold. Start from a model trained with --folds 1."
+        )
     trained_with = (run["seed"], run.get("val_split", 0.1))
     source = "--seed {} --val-split {}".format(*trained_with)
     if trained_with != (seed, val_split):
@@ -370,7 +367,9 @@ def _cross_validate(config: TrainConfig) -> dict:
         fold_config = dataclasses.replace(
             config, output_dir=str(Path(config.output_dir) / f"fold{i}")
         )
-        results.append(_fit_one(fold_config, data_dir, images, labels, train_idx, val_idx))
+        results.append(
+            _fit_one(fold_config, data_dir, images, labels, train_idx, val_idx, fold=i)
+        )
     accuracies = np.array([r["best_val_accuracy"] for r in results])
     summary = {
         "folds": config.folds,
@@ -391,7 +390,7 @@ def _cross_validate(config: TrainConfig) -> dict:
     return summary
 
 
-def _fit_one(config, data_dir, images, labels, train_idx, val_idx) -> dict:
+def _fit_one(config, data_dir, images, labels, train_idx, val_idx, fold=None) -> dict:
     recipe = config.recipe
     out = Path(config.output_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -489,6 +488,9 @@ def _fit_one(config, data_dir, images, labels, train_idx, val_idx) -> dict:
             "val": _split_counts(labels[val_idx]),
         },
         "val_split": config.val_split,
+        # Which images were held out: fold `fold` of `folds`, else `val_split`.
+        "folds": config.folds if fold else 1,
+        "fold": fold,
         "steps_per_epoch": steps,
         "pipeline": config.pipeline,
         "data_format": data_format,

@@ -5,8 +5,10 @@ import pytest
 
 import keras
 
-from fer_keras import CLASS_NAMES, build_model, evaluation
+from fer_keras import CLASS_NAMES, build_model, data, evaluation, tta
 from fer_keras.inference import Predictor
+
+from tiny_data import write_kaggle_folders
 
 
 def test_metrics_against_hand_computed_values():
@@ -40,14 +42,72 @@ def test_tta_averages_image_and_mirror():
     np.testing.assert_allclose(tta.sum(axis=1), 1.0, atol=1e-5)
 
 
+def test_ten_crop_averages_the_ten_views():
+    model = build_model("baseline")
+    images = np.random.default_rng(2).integers(0, 256, (3, 48, 48, 1)).astype("float32")
+    views = tta.tta_views(images, "ten_crop")
+    expected = np.mean([evaluation.predict_proba(model, v) for v in views], axis=0)
+    probs = evaluation.predict_proba(model, images, tta="ten_crop")
+    np.testing.assert_allclose(probs, expected, atol=1e-5)
+    assert not np.allclose(probs, evaluation.predict_proba(model, images, tta="mirror"))
+
+
 def test_a_predictor_gives_the_model_probabilities():
     model = build_model("baseline")
     images = np.random.default_rng(1).integers(0, 256, (5, 48, 48, 1)).astype("float32")
-    for tta in (False, True):
+    for mode in (False, True, "ten_crop"):
         np.testing.assert_allclose(
-            evaluation.predict_proba(Predictor(model, batch_size=2), images, tta=tta),
-            evaluation.predict_proba(model, images, tta=tta), atol=1e-5,
+            evaluation.predict_proba(Predictor(model, batch_size=2), images, tta=mode),
+            evaluation.predict_proba(model, images, tta=mode), atol=1e-5,
         )
+    # A predictor also takes faces without the channel axis.
+    np.testing.assert_allclose(
+        evaluation.predict_proba(Predictor(model), images[..., 0], tta="ten_crop"),
+        evaluation.predict_proba(model, images, tta="ten_crop"), atol=1e-5,
+    )
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+    return write_kaggle_folders(tmp_path_factory.mktemp("fer"), train_per_class=10)
+
+
+def _model_with_run(folder, **run):
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "model.keras").write_bytes(b"")
+    (folder / "run.json").write_text(json.dumps(run))
+    return folder / "model.keras"
+
+
+def test_validation_split_is_the_one_the_run_held_out(data_dir, tmp_path):
+    images, labels = data.load_split(data_dir, "train")
+    _, val_idx = data.train_val_split(labels, 0.2, seed=3)
+    path = _model_with_run(tmp_path, seed=3, val_split=0.2,
+                           data={"val": {"total": len(val_idx)}})
+    val_images, val_labels = evaluation.validation_split(data_dir, path)
+    np.testing.assert_array_equal(val_images, images[val_idx])
+    np.testing.assert_array_equal(val_labels, labels[val_idx])
+
+
+def test_validation_split_of_a_cross_validation_fold(data_dir, tmp_path):
+    images, labels = data.load_split(data_dir, "train")
+    _, val_idx = data.kfold_splits(labels, 3, seed=0)[1]
+    path = _model_with_run(tmp_path, seed=0, val_split=0.1, folds=3, fold=2)
+    val_images, _ = evaluation.validation_split(data_dir, path)
+    np.testing.assert_array_equal(val_images, images[val_idx])
+
+
+def test_validation_split_needs_the_run_record(data_dir, tmp_path):
+    (tmp_path / "model.keras").write_bytes(b"")
+    with pytest.raises(ValueError, match="no run.json beside it.*--split test"):
+        evaluation.validation_split(data_dir, tmp_path / "model.keras")
+
+
+def test_validation_split_of_other_data_is_refused(data_dir, tmp_path):
+    path = _model_with_run(tmp_path, seed=1, val_split=0.1, data_dir="/elsewhere",
+                           data={"val": {"total": 2872}})
+    with pytest.raises(ValueError, match="validated on 2872 images of /elsewhere.*has 7"):
+        evaluation.validation_split(data_dir, path)
 
 
 def test_evaluate_writes_metrics_and_plots(tmp_path):

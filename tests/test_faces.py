@@ -137,6 +137,22 @@ def test_mirror_tta_averages_face_and_mirror(model_path, recognizer, astronaut):
     assert not np.allclose(plain[0], plain[1], atol=1e-6)
 
 
+def test_ten_crop_tta_averages_the_ten_views(model_path, recognizer, astronaut):
+    from fer_keras import tta
+
+    ten = faces.EmotionRecognizer(model_path, tta="ten_crop")
+    face = ten.predict(astronaut)[0]
+    crop = recognizer.crop(astronaut, face.detection).astype("float32")
+    views = tta.tta_views(crop[None, ..., None], "ten_crop")
+    plain = recognizer.classify(np.concatenate(views))
+    np.testing.assert_allclose(face.probabilities, plain.mean(axis=0), atol=1e-5)
+
+
+def test_unknown_tta_is_refused_before_the_model_loads(tmp_path):
+    with pytest.raises(ValueError, match="Received: tta='mirrored'"):
+        faces.EmotionRecognizer(tmp_path / "missing.keras", tta="mirrored")
+
+
 def test_crop_past_the_frame_edge_and_margin(recognizer, astronaut):
     corner = faces.Detection((-40.0, -40.0, 100.0, 100.0))
     assert recognizer.crop(astronaut, corner).shape == (48, 48)

@@ -45,7 +45,7 @@ def test_a_restarted_run_is_described_with_the_run_it_started_from(tool, tmp_pat
     _run(tmp_path / "second", 3, [0.55, 0.61, 0.6],
          init_from=str(tmp_path / "first" / "model.keras"))
     chain = tool.run_chain(tmp_path / "second")
-    assert [d.name for d, _ in chain] == ["first", "second"]
+    assert [h.parent.name for h, _ in chain] == ["first", "second"]
     history = tool.joined_history(chain)
     assert [int(r["epoch"]) for r in history] == [0, 1, 2, 3, 4]
     assert [float(r["val_accuracy"]) for r in history] == [0.4, 0.5, 0.55, 0.61, 0.6]
@@ -67,4 +67,21 @@ def test_a_restarted_run_is_described_with_the_run_it_started_from(tool, tmp_pat
 
 def test_a_single_run_has_no_chain(tool, tmp_path):
     _run(tmp_path / "only", 2, [0.4, 0.5], init_from="/elsewhere/model.keras")
-    assert [d.name for d, _ in tool.run_chain(tmp_path / "only")] == ["only"]
+    assert [h.parent.name for h, _ in tool.run_chain(tmp_path / "only")] == ["only"]
+
+
+def test_a_run_started_from_the_pretrained_model_continues_its_card(tool, tmp_path):
+    from fer_keras import loading
+
+    shipped = loading.pretrained_path("cbam")
+    earlier = json.loads(shipped.with_suffix(".json").read_text())["runs"]
+    _run(tmp_path / "more", 2, [0.6, 0.63], init_from=str(shipped))
+    chain = tool.run_chain(tmp_path / "more")
+    runs = [r for _, r in chain]
+    assert runs[:-1] == earlier and runs[-1]["init_from"] == str(shipped)
+    history = tool.joined_history(chain)
+    assert len(history) == sum(r["epochs"] for r in earlier) + 2
+    assert [int(r["epoch"]) for r in history] == list(range(len(history)))
+    assert [float(r["val_accuracy"]) for r in history[-2:]] == [0.6, 0.63]
+    best_before = max(float(r["val_accuracy"]) for r in history[:-2])
+    assert best_before == pytest.approx(earlier[-1]["best_val_accuracy"], abs=1e-6)

@@ -127,6 +127,25 @@ def test_evaluate_compares_several_models(trained, data_dir, tmp_path):
 
 
 @once
+def test_evaluate_on_the_validation_split_with_ten_crops(trained, data_dir):
+    out, _ = trained
+    result = run_script("evaluate.py", "--model-path", str(out / "model.keras"),
+                        "--split", "val", "--tta", "ten_crop", "--data-dir", str(data_dir))
+    run = json.loads((out / "run.json").read_text())
+    metrics = json.loads((out / "eval_val" / "metrics.json").read_text())
+    assert metrics["num_samples"] == run["data"]["val"]["total"]
+    assert metrics["tta"] == "ten_crop" and metrics["split"] == "val"
+    assert "validation images it held out" in result.stdout
+
+
+@once
+def test_evaluate_refuses_an_unknown_tta():
+    result = run_script("evaluate.py", "--tta", "tencrop", check=False)
+    assert result.returncode == 2
+    assert "invalid choice: 'tencrop'" in result.stderr and "ten_crop" in result.stderr
+
+
+@once
 def test_evaluate_without_runs_uses_the_pretrained_model(data_dir, tmp_path):
     from fer_keras import loading
 

@@ -9,7 +9,8 @@ import pytest
 
 import keras
 
-from fer_keras import recipes, training
+from fer_keras import data as fer_data
+from fer_keras import evaluation, recipes, training
 from fer_keras.loading import ModelFileError
 from fer_keras.models import build_model, preferred_data_format
 from tiny_data import write_kaggle_folders
@@ -253,6 +254,23 @@ def test_cross_validation_reports_mean_and_spread(data_dir, tmp_path):
     assert math.isclose(summary["val_accuracy_mean"], np.mean(summary["val_accuracy_per_fold"]))
     assert (out / "fold1" / "model.keras").exists() and (out / "fold2" / "model.keras").exists()
     assert json.loads((out / "cv.json").read_text())["folds"] == 2
+    # Each fold records which images it held out, for `evaluate.py --split val`.
+    images, labels = fer_data.load_split(data_dir, "train")
+    for fold in (1, 2):
+        run = json.loads((out / f"fold{fold}" / "run.json").read_text())
+        assert (run["folds"], run["fold"]) == (2, fold)
+        val_images, _ = evaluation.validation_split(data_dir, out / f"fold{fold}" / "model.keras")
+        _, val_idx = fer_data.kfold_splits(labels, 2, 0)[fold - 1]
+        np.testing.assert_array_equal(val_images, images[val_idx])
+
+
+def test_init_from_a_cross_validation_fold_is_refused(data_dir, tmp_path):
+    _saved_model(tmp_path / "model.keras", "baseline", seed=0)
+    (tmp_path / "run.json").write_text(json.dumps({"seed": 0, "val_split": 0.1,
+                                                   "folds": 5, "fold": 2}))
+    config = _config(data_dir, tmp_path / "other", init_from=str(tmp_path / "model.keras"))
+    with pytest.raises(training.TrainingError, match="fold 2 of a 5-fold.*--folds 1"):
+        training.train(config)
 
 
 def test_l2_matches_torch_weight_decay():

@@ -5,8 +5,8 @@
 Stores the run's best model (chosen by validation accuracy during training)
 with float16 weights and no optimizer state as
 `fer_keras/pretrained/<model>.keras`, measures it again on the run's own
-validation split and on the test split (with and without mirror test-time
-augmentation, and as the int8 LiteRT export `export.py --quantize` writes),
+validation split and on the test split (with and without mirror and
+ten-crop test-time augmentation, and as the int8 LiteRT export `export.py --quantize` writes),
 and writes `<model>.json` (every figure) and `<model>.md` (the model card)
 beside it, and the confusion matrix, per-class plot, training curves and
 history under `docs/pretrained_<model>/`. A run started with `--init-from`
@@ -26,14 +26,32 @@ sys.path.insert(0, str(ROOT))
 import cli  # noqa: E402
 
 
-def run_chain(run_dir: Path) -> list[tuple[Path, dict]]:
-    """The run and the runs it started from (`--init-from`), oldest first."""
-    chain = [(run_dir, json.loads((run_dir / "run.json").read_text()))]
+def run_chain(run_dir: Path) -> list[tuple[Path | None, dict]]:
+    """The run and the runs it started from (`--init-from`), oldest first.
+
+    Each entry is (history.csv, run record). A run started from a shipped
+    pretrained model continues the runs of that model's card, whose joined
+    history lies under docs/; its earlier runs carry no history of their own.
+    """
+    from fer_keras import loading
+
+    chain = [(run_dir / "history.csv", json.loads((run_dir / "run.json").read_text()))]
     while chain[0][1].get("init_from"):
-        source = Path(chain[0][1]["init_from"]).parent
-        if not (source / "run.json").exists() or any(source == d for d, _ in chain):
+        init_from = Path(chain[0][1]["init_from"])
+        if loading.is_pretrained(init_from):
+            card = init_from.with_suffix(".json")
+            if not card.exists():
+                break
+            runs = json.loads(card.read_text()).get("runs", [])
+            history = ROOT / "docs" / f"pretrained_{init_from.stem}" / "history.csv"
+            chain[:0] = [(None, r) for r in runs[:-1]] + [(history, runs[-1])] if runs else []
             break
-        chain.insert(0, (source, json.loads((source / "run.json").read_text())))
+        source = init_from.parent
+        if not (source / "run.json").exists() or any(
+            source / "history.csv" == h for h, _ in chain
+        ):
+            break
+        chain.insert(0, (source / "history.csv", json.loads((source / "run.json").read_text())))
     return chain
 
 
@@ -42,8 +60,10 @@ def joined_history(chain) -> list[dict]:
     from fer_keras.training import _read_history
 
     rows, offset = [], 0
-    for run_dir, _ in chain:
-        history = _read_history(run_dir / "history.csv")
+    for history_path, _ in chain:
+        if history_path is None:
+            continue
+        history = _read_history(history_path)
         rows += [{**r, "epoch": str(int(r["epoch"]) + offset)} for r in history]
         offset += len(history)
     return rows
@@ -73,6 +93,11 @@ def model_card(name: str, info: dict) -> str:
         f"| test | {test['num_samples']:,} | {test['accuracy']:.2%} | {test['macro_f1']:.4f} |",
         f"| test, mirror TTA | {test_tta['num_samples']:,} | {test_tta['accuracy']:.2%} | "
         f"{test_tta['macro_f1']:.4f} |",
+        *(f"| {label} | {info[key]['num_samples']:,} | {info[key]['accuracy']:.2%} | "
+          f"{info[key]['macro_f1']:.4f} |"
+          for key, label in (("val_tta", "validation, mirror TTA"),
+                             ("val_ten_crop", "validation, ten-crop TTA"),
+                             ("test_ten_crop", "test, ten-crop TTA")) if key in info),
         *([f"| test, int8 LiteRT export | {info['litert_int8']['test']['num_samples']:,} | "
            f"{info['litert_int8']['test']['accuracy']:.2%} | "
            f"{info['litert_int8']['test']['macro_f1']:.4f} |"] if "litert_int8" in info else []),
@@ -104,13 +129,14 @@ def model_card(name: str, info: dict) -> str:
         "",
         *(f"- {'run ' + str(i) + ': ' if len(chain) > 1 else ''}recipe {r['recipe_name']} "
           "with overrides -> " + ", ".join(f"{k}={v}" for k, v in r["recipe"].items())
-          + f"; {r['epochs']} epochs, best at epoch {r['best_epoch']} "
+          + f"; {r['epochs']} epochs under {r['backend']}, best at epoch {r['best_epoch']} "
           f"(validation {r['best_val_accuracy']:.2%})"
           for i, r in enumerate(chain, start=1)),
         f"- data: {run['data']['train']['total']:,} training and "
         f"{run['data']['val']['total']:,} validation images "
         f"(FER2013 train folder, stratified split {run['val_split']}, seed {run['seed']})",
-        f"- {sum(r['epochs'] for r in chain)} epochs in all; backend {run['backend']}, "
+        f"- {sum(r['epochs'] for r in chain)} epochs in all; "
+        f"backend {', '.join(dict.fromkeys(r['backend'] for r in chain))}, "
         f"keras {run['versions']['keras']}, on {run['device']}, "
         f"{info['seconds_per_epoch']:.0f} s per epoch (median)",
         "",
@@ -155,9 +181,10 @@ def main(argv=None) -> None:
 
     chain = run_chain(args.run_dir)
     run = chain[-1][1]
-    for run_dir, record in chain:
+    for _, record in chain:
         if record.get("status") != "completed":
-            sys.exit(f"error: {run_dir} has status {record.get('status')!r}; finish the run first.")
+            sys.exit(f"error: the run of {record.get('model_path')} has status "
+                     f"{record.get('status')!r}; finish the run first.")
     name = args.name or run["model"]
     target = loading.PRETRAINED_DIR / f"{name}.keras"
     # Loaded uncompiled and saved again: the checkpoint's optimizer state stays behind.
@@ -167,13 +194,14 @@ def main(argv=None) -> None:
         compact.save_float16(Path(tmp) / "model.keras", target)
 
     data_dir = data.locate_data(args.data_dir)
-    train_images, train_labels = data.load_split(data_dir, "train")
-    _, val_idx = data.train_val_split(train_labels, run["val_split"], seed=run["seed"])
+    val_images, val_labels = evaluation.validation_split(data_dir, args.run_dir / "model.keras")
     test_images, test_labels = data.load_split(data_dir, "test")
 
     model = loading.load_model(target)
     docs = ROOT / "docs"
-    val = evaluation.evaluate(model, train_images[val_idx], train_labels[val_idx])
+    val = evaluation.evaluate(model, val_images, val_labels)
+    val_tta = evaluation.evaluate(model, val_images, val_labels, tta="mirror")
+    val_ten_crop = evaluation.evaluate(model, val_images, val_labels, tta="ten_crop")
     test = evaluation.evaluate(model, test_images, test_labels, output_dir=docs / f"pretrained_{name}")
     history = joined_history(chain)
     with open(docs / f"pretrained_{name}" / "history.csv", "w", newline="") as f:
@@ -183,7 +211,8 @@ def main(argv=None) -> None:
     plot_curves(history, docs / f"pretrained_{name}" / "curves.png",
                 title=f"pretrained {name}: " + " then ".join(
                     f"{r['recipe_name']} {r['epochs']} epochs" for _, r in chain))
-    test_tta = evaluation.evaluate(model, test_images, test_labels, tta=True)
+    test_tta = evaluation.evaluate(model, test_images, test_labels, tta="mirror")
+    test_ten_crop = evaluation.evaluate(model, test_images, test_labels, tta="ten_crop")
     litert = {}
     if keras.backend.backend() == "tensorflow":
         with tempfile.TemporaryDirectory() as tmp:
@@ -192,8 +221,7 @@ def main(argv=None) -> None:
             predictor = Predictor(tflite)
             litert["litert_int8"] = {
                 "file_bytes": tflite.stat().st_size,
-                "val": evaluation.evaluate(predictor, train_images[val_idx],
-                                           train_labels[val_idx]),
+                "val": evaluation.evaluate(predictor, val_images, val_labels),
                 "test": evaluation.evaluate(predictor, test_images, test_labels),
             }
     else:
@@ -216,13 +244,17 @@ def main(argv=None) -> None:
         "val": val,
         "test": test,
         "test_tta": test_tta,
+        "val_tta": val_tta,
+        "val_ten_crop": val_ten_crop,
+        "test_ten_crop": test_ten_crop,
         "environment": environment_info(),
     }
     (loading.PRETRAINED_DIR / f"{name}.json").write_text(json.dumps(info, indent=2))
     (loading.PRETRAINED_DIR / f"{name}.md").write_text(model_card(name, info))
     print(f"Wrote {target} ({info['file_bytes'] / 2**20:.1f} MiB) and its card")
     print(f"validation {val['accuracy']:.4f}  test {test['accuracy']:.4f}  "
-          f"test+TTA {test_tta['accuracy']:.4f}")
+          f"test+TTA {test_tta['accuracy']:.4f}  validation ten-crop "
+          f"{val_ten_crop['accuracy']:.4f}  test ten-crop {test_ten_crop['accuracy']:.4f}")
 
 
 if __name__ == "__main__":

@@ -1,0 +1,100 @@
+"""Test-time augmentation: the views of each image whose predictions are averaged.
+
+The models train on mirrored, zoomed-in crops of the faces (`augment.py`);
+showing them the same kinds of views at test time and averaging the
+probabilities corrects some of their mistakes at the cost of one forward pass
+per view:
+
+- "mirror": the image and its mirror image (2 views);
+- "ten_crop": the four corner crops and the centre crop, each resized back to
+  the input size, and the mirror image of each (10 views), the usual
+  ten-crop evaluation of small FER2013 CNNs, here without a smaller input
+  size, so the models need no change.
+
+The views are computed in NumPy, so every backend sees the same pixels.
+"""
+
+import numpy as np
+
+TTA_MODES: tuple[str, ...] = ("none", "mirror", "ten_crop")
+
+# The side of a ten-crop view as a fraction of the image side: 44 of 48
+# pixels, chosen on the validation split (README.md, "Use it").
+CROP_FRACTION = 44 / 48
+
+
+def resolve_mode(tta: bool | str | None) -> str:
+    """`tta` as one of `TTA_MODES`: True means "mirror", False and None "none"."""
+    if tta is None or tta is False:
+        return "none"
+    if tta is True:
+        return "mirror"
+    if tta not in TTA_MODES:
+        raise ValueError(
+            f"Unknown test-time augmentation {tta!r}. Expected one of: "
+            f"{', '.join(TTA_MODES)} (or True for mirror). Received: tta={tta!r}"
+        )
+    return tta
+
+
+def num_views(tta: bool | str | None) -> int:
+    """How many forward passes `tta` costs per image."""
+    return {"none": 1, "mirror": 2, "ten_crop": 10}[resolve_mode(tta)]
+
+
+def tta_views(
+    images: np.ndarray, tta: bool | str | None = "mirror", crop_fraction: float = CROP_FRACTION
+) -> list[np.ndarray]:
+    """The float32 views of a batch `images` (N, H, W, C) that `tta` averages over.
+
+    Every view has the shape of `images`; the first is `images` itself for
+    "none" and "mirror".
+    """
+    mode = resolve_mode(tta)
+    images = np.asarray(images, dtype="float32")
+    if images.ndim != 4:
+        raise ValueError(
+            "Test-time augmentation takes a batch of shape (N, height, width, "
+            f"channels). Received: images.shape={images.shape}"
+        )
+    if mode == "none":
+        return [images]
+    if mode == "mirror":
+        return [images, images[:, :, ::-1]]
+    if not 0.0 < crop_fraction <= 1.0:
+        raise ValueError(
+            f"`crop_fraction` must be in (0, 1]. Received: crop_fraction={crop_fraction}"
+        )
+    height, width = images.shape[1:3]
+    crops = [
+        _resize(crop, height, width)
+        for crop in _five_crops(images, round(crop_fraction * height), round(crop_fraction * width))
+    ]
+    return crops + [crop[:, :, ::-1] for crop in crops]
+
+
+def _five_crops(images, crop_h, crop_w):
+    """The top-left, top-right, bottom-left, bottom-right and centre crops."""
+    height, width = images.shape[1:3]
+    tops = (0, 0, height - crop_h, height - crop_h, (height - crop_h) // 2)
+    lefts = (0, width - crop_w, 0, width - crop_w, (width - crop_w) // 2)
+    return [images[:, t : t + crop_h, l : l + crop_w] for t, l in zip(tops, lefts)]
+
+
+def _resize(images, height, width):
+    """Bilinear resize with half-pixel centres (as Keras' `resize`), as two matrix products."""
+    rows = _interpolation_matrix(images.shape[1], height)
+    cols = _interpolation_matrix(images.shape[2], width)
+    return np.einsum("ij,njkc,lk->nilc", rows, images, cols).astype("float32")
+
+
+def _interpolation_matrix(source: int, target: int) -> np.ndarray:
+    """The (target, source) matrix of 1-D linear interpolation, edges clamped."""
+    centres = (np.arange(target) + 0.5) * (source / target) - 0.5
+    low = np.floor(centres).astype(int)
+    frac = (centres - low).astype("float32")
+    matrix = np.zeros((target, source), dtype="float32")
+    rows = np.arange(target)
+    np.add.at(matrix, (rows, np.clip(low, 0, source - 1)), 1.0 - frac)
+    np.add.at(matrix, (rows, np.clip(low + 1, 0, source - 1)), frac)
+    return matrix
