@@ -41,7 +41,8 @@ def main(argv=None) -> None:
                         choices=tta.TTA_MODES,
                         help="test-time augmentation: average the predictions over "
                         "each image and its mirror image (--tta, or --tta mirror), "
-                        "or over ten crops (--tta ten_crop, 5x slower)")
+                        "or over ten crops (--tta ten_crop: ten forward passes "
+                        "per image)")
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--gradcam", type=int, metavar="N", default=0,
                         help="also draw a Grad-CAM grid of N test images per class")
