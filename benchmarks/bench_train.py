@@ -337,7 +337,11 @@ def configurations(args) -> list[dict]:
             config = {"model": model, "backend": backend, "batch_size": batch_size,
                       "jit_compile": jit, "mixed_precision": precision,
                       "batch_norm": norm, "data_format": data_format, **common}
-            layout = resolve_data_format(data_format, backend)
+            try:
+                layout = resolve_data_format(data_format, backend)
+            except ValueError as err:  # a layout this CPU cannot compute: say so, go on
+                print(f"Skipped {backend} {data_format}: {err}", file=sys.stderr)
+                continue
             key = (backend, batch_size, _jit_name(config), precision, norm, layout)
             if key not in seen:
                 seen.add(key)

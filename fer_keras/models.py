@@ -13,6 +13,7 @@ the same in both, so `copy_weights` moves them from one layout to the other.
 """
 
 import dataclasses
+import functools
 from typing import Callable
 
 import keras
@@ -261,6 +262,7 @@ def build_model(
             f"Unknown data_format {data_format!r}. Expected one of: "
             f"{', '.join(DATA_FORMATS)}. Received: data_format={data_format!r}"
         )
+    check_data_format(data_format)
     if int(num_classes) < 2:
         raise ValueError(
             f"`num_classes` must be at least 2. Received: num_classes={num_classes}"
@@ -300,7 +302,46 @@ def resolve_data_format(data_format: str | None, backend: str | None = None) -> 
             f"Unknown data_format {data_format!r}. Expected one of: "
             f"{', '.join(DATA_FORMAT_CHOICES)}. Received: data_format={data_format!r}"
         )
+    check_data_format(data_format, backend)
     return data_format
+
+
+def data_format_supported(data_format: str, backend: str | None = None) -> bool:
+    """Whether `backend` computes the zoo in `data_format` on this machine.
+
+    TensorFlow's CPU convolutions and pooling take channels-first inputs only
+    through oneDNN, which it turns on for some x86 CPUs only (AVX-512 ones
+    such as Intel's since Cascade Lake), not, for example, on AVX2-only AMD
+    EPYCs. Every other case runs both layouts.
+    """
+    backend = backend or keras.backend.backend()
+    if data_format != "channels_first" or backend != "tensorflow":
+        return True
+    return _tensorflow_runs_channels_first()
+
+
+@functools.cache
+def _tensorflow_runs_channels_first() -> bool:
+    import tensorflow as tf
+
+    try:
+        x = tf.nn.conv2d(tf.zeros((1, 1, 4, 4)), tf.zeros((3, 3, 1, 1)), 1, "SAME",
+                         data_format="NCHW")
+        tf.nn.max_pool2d(x, 2, 2, "VALID", data_format="NCHW")
+    except (tf.errors.UnimplementedError, tf.errors.InvalidArgumentError):
+        return False
+    return True
+
+
+def check_data_format(data_format: str, backend: str | None = None) -> None:
+    """Raises a `ValueError` saying what to do if `data_format_supported` is False."""
+    if not data_format_supported(data_format, backend):
+        raise ValueError(
+            "TensorFlow has no channels-first convolution and pooling kernels on "
+            "this CPU (they come with oneDNN, which TensorFlow enables on some "
+            "x86 CPUs only). Use channels_last, what 'auto' picks under "
+            f"tensorflow. Received: data_format={data_format!r}"
+        )
 
 
 def copy_weights(source: keras.Model, target: keras.Model) -> None:

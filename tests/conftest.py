@@ -3,7 +3,8 @@ user's cache (subprocesses inherit the variable too), lets JAX reuse the
 compilations the tests repeat (the same models at the same shapes: a
 quarter off test_models and test_training under jax), shares one LiteRT
 export between the tests of the predictor and of the face pipeline, and
-imports the repository's scripts for the tests of their functions."""
+imports the repository's scripts for the tests of their functions, and
+skips the channels-first tests where the CPU has no kernels for them."""
 
 import importlib.util
 import os
@@ -32,6 +33,22 @@ def pytest_configure(config):
     _own_cache("JAX_COMPILATION_CACHE_DIR", "fer_keras_jax_cache_")
     os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
     os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "0")
+
+
+def pytest_collection_modifyitems(config, items):
+    """Skips the channels-first tests where the backend cannot compute that
+    layout here: TensorFlow on CPUs where it runs without oneDNN."""
+    marked = [item for item in items if item.get_closest_marker("channels_first")]
+    if not marked:
+        return
+    from fer_keras.models import data_format_supported
+
+    if data_format_supported("channels_first"):
+        return
+    skip = pytest.mark.skip(reason="no channels-first convolution kernels for this "
+                            "backend on this CPU (fer_keras.models.data_format_supported)")
+    for item in marked:
+        item.add_marker(skip)
 
 
 def pytest_unconfigure(config):

@@ -138,3 +138,18 @@ def test_bench_faces_with_a_litert_export(litert_files, tmp_path):
     assert report["model"] == str(litert_files["int8"])
     assert report["faces_found_per_frame"] == [1]
     assert report["frames_per_s"] > 0 and report["frames_per_s_batched"] > 0
+
+
+def test_bench_train_skips_a_layout_the_cpu_cannot_compute(load_script, monkeypatch, capsys):
+    from fer_keras import models
+
+    bench = load_script("benchmarks/bench_train.py")
+    monkeypatch.setattr(models, "_tensorflow_runs_channels_first", lambda: False)
+    args = bench.parse_args(["--models", "cbam", "--backends", "tensorflow,torch",
+                             "--data-format", "channels_last,channels_first"])
+    layouts = [(c["backend"], c["data_format"]) for c in bench.configurations(args)
+               if c["backend"] in ("tensorflow", "torch")]
+    assert layouts == [("tensorflow", "channels_last"), ("torch", "channels_last"),
+                       ("torch", "channels_first")]
+    assert "Skipped tensorflow channels_first: TensorFlow has no channels-first" in \
+        capsys.readouterr().err

@@ -159,6 +159,7 @@ def test_cbam_config_round_trip():
     np.testing.assert_allclose(_numpy(clone(x)), want, atol=1e-6)
 
 
+@pytest.mark.channels_first
 @pytest.mark.parametrize("use_max_pool", [False, True])
 def test_cbam_channels_first_computes_the_same_with_the_same_weights(use_max_pool):
     rng = np.random.default_rng(6)

@@ -167,6 +167,7 @@ def test_a_few_steps_lower_the_loss(name):
     assert np.mean(losses[-2:]) < 0.6 * losses[0], losses
 
 
+@pytest.mark.channels_first
 @pytest.mark.parametrize("name", fer_keras.MODELS)
 def test_channels_first_model_computes_the_same_with_the_same_weights(name):
     last = fer_keras.build_model(name)
@@ -187,6 +188,7 @@ def test_channels_first_model_computes_the_same_with_the_same_weights(name):
         np.testing.assert_array_equal(_numpy(a), _numpy(b))
 
 
+@pytest.mark.channels_first
 def test_channels_first_trains_like_channels_last():
     # resnet has no dropout, so a step is deterministic: batch statistics,
     # gradients and the update must agree in both layouts.
@@ -207,6 +209,21 @@ def test_channels_first_trains_like_channels_last():
 def test_copy_weights_refuses_another_architecture():
     with pytest.raises(ValueError, match="baseline_fc"):
         copy_weights(fer_keras.build_model("baseline"), fer_keras.build_model("cbam"))
+
+
+def test_channels_first_is_refused_where_tensorflow_has_no_kernels(monkeypatch):
+    from fer_keras import models
+
+    monkeypatch.setattr(models, "_tensorflow_runs_channels_first", lambda: False)
+    with pytest.raises(ValueError, match=r"no channels-first convolution.*Use channels_last"
+                       r".*Received: data_format='channels_first'"):
+        resolve_data_format("channels_first", "tensorflow")
+    assert resolve_data_format("auto", "tensorflow") == "channels_last"
+    assert resolve_data_format("channels_first", "torch") == "channels_first"
+    assert models.data_format_supported("channels_last", "tensorflow")
+    if keras.backend.backend() == "tensorflow":
+        with pytest.raises(ValueError, match="no channels-first convolution"):
+            fer_keras.build_model("baseline", data_format="channels_first")
 
 
 def test_preferred_data_format_is_channels_first_for_torch_only():

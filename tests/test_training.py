@@ -94,6 +94,7 @@ class _KeepTrainedModel(keras.callbacks.Callback):
         self.trained = self.model
 
 
+@pytest.mark.channels_first
 def test_channels_first_training_saves_a_channels_last_model(data_dir, tmp_path):
     out = tmp_path / "run"
     keep = _KeepTrainedModel()
@@ -127,6 +128,7 @@ class _WeightsAt(keras.callbacks.Callback):
             raise KeyboardInterrupt
 
 
+@pytest.mark.channels_first
 def test_run_interrupted_in_one_layout_resumes_in_the_other(data_dir, tmp_path):
     out = tmp_path / "run"
     first = _WeightsAt(stop_after_first_epoch=True)
