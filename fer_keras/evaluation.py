@@ -155,6 +155,8 @@ def evaluate(
         out.mkdir(parents=True, exist_ok=True)
         (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
         title = f"{model.name}: accuracy {metrics['accuracy']:.2%}"
+        if metrics["tta"] != "none":
+            title += f" ({metrics['tta'].replace('_', '-')} TTA)"
         plot_confusion_matrix(metrics["confusion_matrix"], CLASS_NAMES,
                               out / "confusion_matrix.png", title=title)
         plot_per_class(metrics["per_class"], out / "per_class.png", title=title)
