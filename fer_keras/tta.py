@@ -37,13 +37,8 @@ def resolve_mode(tta: bool | str | None) -> str:
     return tta
 
 
-def num_views(tta: bool | str | None) -> int:
-    """How many forward passes `tta` costs per image."""
-    return {"none": 1, "mirror": 2, "ten_crop": 10}[resolve_mode(tta)]
-
-
 def tta_views(
-    images: np.ndarray, tta: bool | str | None = "mirror", crop_fraction: float = CROP_FRACTION
+    images: np.ndarray, tta: bool | str | None, crop_fraction: float = CROP_FRACTION
 ) -> list[np.ndarray]:
     """The float32 views of a batch `images` (N, H, W, C) that `tta` averages over.
 

@@ -24,7 +24,7 @@ def test_unknown_mode_names_the_choices():
 def test_mirror_views_are_the_image_and_its_mirror():
     images = _images()
     views = tta.tta_views(images, "mirror")
-    assert len(views) == tta.num_views("mirror") == 2
+    assert len(views) == 2
     np.testing.assert_array_equal(views[0], images)
     np.testing.assert_array_equal(views[1], images[:, :, ::-1])
 
@@ -32,7 +32,7 @@ def test_mirror_views_are_the_image_and_its_mirror():
 def test_ten_crops_are_corner_and_centre_crops_resized_and_mirrored():
     images = _images()
     views = tta.tta_views(images, "ten_crop", crop_fraction=44 / 48)
-    assert len(views) == tta.num_views("ten_crop") == 10
+    assert len(views) == 10
     assert all(v.shape == images.shape and v.dtype == np.float32 for v in views)
     for plain, mirrored in zip(views[:5], views[5:]):
         np.testing.assert_array_equal(mirrored, plain[:, :, ::-1])
