@@ -61,12 +61,12 @@ def main(argv=None) -> None:
         images, labels = data.load_split(data_dir, args.split)
         print(f"Evaluating on {len(labels)} {args.split} images from {data_dir}")
 
+    folder = "eval" if args.split == "test" else f"eval_{args.split}"
     results = {}
     for index, (path, model) in enumerate(zip(paths, models), start=1):
         if args.split == "val":
             images, labels = evaluation.validation_split(data_dir, path)
             print(f"Evaluating {path} on the {len(labels)} validation images it held out")
-        folder = "eval" if args.split == "test" else f"eval_{args.split}"
         if args.output_dir is None and loading.is_pretrained(path):
             # Not inside the installed package: beside the user's runs.
             out = Path(args.runs_dir) / f"pretrained_{path.stem}" / folder
