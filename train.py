@@ -60,6 +60,13 @@ def main(argv=None) -> None:
                         help="data-parallel over all devices (jax, tensorflow; TPU too)")
     parser.add_argument("--backup-every", type=int,
                         help="also back up every N steps, not only every epoch")
+    parser.add_argument("--checkpoint", metavar="PATH",
+                        help="also keep the latest weights (float16) and the run's state in "
+                        "this one small .keras file, e.g. outside the run folder or under "
+                        "version control: when the run folder is lost, the same command "
+                        "continues from it")
+    parser.add_argument("--checkpoint-every", type=int, default=1, metavar="N",
+                        help="write --checkpoint every N epochs (default 1)")
     parser.add_argument("--init-from", metavar="PATH",
                         help="start from this model.keras of the same --model (fine-tuning, "
                         "a second learning-rate cycle), or 'pretrained' for the shipped one; "
@@ -83,6 +90,7 @@ def main(argv=None) -> None:
             folds=args.folds, steps_per_epoch=args.steps_per_epoch,
             mixed_precision=args.mixed_precision, seed=args.seed,
             distribute=args.distribute, backup_every=args.backup_every,
+            checkpoint=args.checkpoint, checkpoint_every=args.checkpoint_every,
             init_from=args.init_from, pipeline=args.pipeline, data_format=args.data_format,
             verbose=2 if args.quiet else "auto", command=["train.py", *argv],
         )

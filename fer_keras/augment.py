@@ -233,10 +233,49 @@ def _strong(seed: int) -> keras.layers.Pipeline:
     )
 
 
+# The side of the training crops of "crop44", in pixels of the 48-pixel
+# face: the ten-crop views at test time (`fer_keras.tta`) have the same side.
+CROP_SIDE = 44
+
+
+def _crop44(seed: int) -> keras.layers.Pipeline:
+    """The literature's FER2013 recipe: random 44-pixel crops, flip, +/-10 degrees
+    and random erasing.
+
+    Each crop is a square of 44 of the 48 pixels at a random position,
+    resized back to 48 like the ten-crop views of `fer_keras.tta`, so the
+    model sees at test time the views it trained on, and keeps its
+    documented (48, 48, 1) input.
+    """
+    area = (CROP_SIDE / 48) ** 2
+    return keras.layers.Pipeline(
+        [
+            RandomAffine(
+                rotation=10.0,
+                scale=(area, area),
+                ratio=(1.0, 1.0),
+                fill_mode="nearest",
+                seed=seed,
+                name="crop44_affine",
+            ),
+            keras.layers.RandomErasing(
+                factor=(0.5, 0.5),
+                scale=(0.02, 0.2),
+                fill_value=127.5,
+                value_range=(0, 255),
+                seed=seed + 1,
+                name="crop44_erasing",
+            ),
+        ],
+        name="crop44_augmentation",
+    )
+
+
 AUGMENTATIONS: dict[str, Callable[[int], keras.layers.Pipeline | None]] = {
     "none": _none,
     "seed": _seed,
     "strong": _strong,
+    "crop44": _crop44,
 }
 
 

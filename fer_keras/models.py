@@ -229,6 +229,65 @@ def cbam(
     return keras.Model(inputs, _classifier(x, num_classes, name), name=name)
 
 
+@register_model(
+    "resnet18",
+    gradcam_layer="block4_out",
+    description="ResNet-18 at half width: 4 stages of 2 residual blocks (32-256), GAP",
+)
+def resnet18(
+    num_classes: int = 7,
+    input_shape=INPUT_SHAPE,
+    name: str = "resnet18",
+    width: int = 32,
+    data_format: str = DEFAULT_DATA_FORMAT,
+) -> keras.Model:
+    """ResNet-18 for 48-pixel faces: a 3x3 stem without pooling, four stages
+    of two basic blocks, each stage after the first halving the resolution.
+
+    `width` is the first stage's filters (64 is the full ResNet-18); the
+    half-width default costs about as much per image as `cbam`.
+    """
+    inputs, x = _stem(input_shape, name, False, data_format)
+    x = _conv_bn_relu(x, width, f"{name}_stem", 1, data_format)
+    for stage in range(4):
+        filters = width * 2**stage
+        for block in range(2):
+            strides = 2 if stage > 0 and block == 0 else 1
+            prefix = f"{name}_block{stage + 1}" + ("" if block == 1 else "a")
+            x = _residual_block(x, filters, strides, prefix, data_format)
+    x = layers.GlobalAveragePooling2D(data_format=data_format, name=f"{name}_gap")(x)
+    x = layers.Dropout(0.2, name=f"{name}_dropout")(x)
+    return keras.Model(inputs, _classifier(x, num_classes, name), name=name)
+
+
+@register_model(
+    "vgg",
+    gradcam_layer="block4_relu2",
+    description="VGG-style: 4 stages of 2 conv layers (64-512) with batch norm, dense 512",
+)
+def vgg(
+    num_classes: int = 7,
+    input_shape=INPUT_SHAPE,
+    name: str = "vgg",
+    width: int = 64,
+    data_format: str = DEFAULT_DATA_FORMAT,
+) -> keras.Model:
+    """The VGG-style net with which Khaireddin & Chen (2021) report 73.3% on
+    FER2013: four stages of two 3x3 conv-BN-ReLU layers, each followed by
+    max-pooling, then one dense layer of 512 with dropout.
+    """
+    inputs, x = _stem(input_shape, name, False, data_format)
+    for stage in range(4):
+        prefix = f"{name}_block{stage + 1}"
+        for j in (1, 2):
+            x = _conv_bn_relu(x, width * 2**stage, prefix, j, data_format)
+        x = layers.MaxPooling2D(2, data_format=data_format, name=f"{prefix}_pool")(x)
+    x = layers.Flatten(data_format=data_format, name=f"{name}_flatten")(x)
+    x = layers.Dense(512, activation="relu", name=f"{name}_fc")(x)
+    x = layers.Dropout(0.5, name=f"{name}_fc_dropout")(x)
+    return keras.Model(inputs, _classifier(x, num_classes, name), name=name)
+
+
 MODELS: tuple[str, ...] = tuple(MODEL_REGISTRY)
 
 

@@ -56,6 +56,22 @@ RECIPES: dict[str, Recipe] = {
         class_weights="none",
         label_smoothing=0.1,
     ),
+    # The published FER2013 recipe (issue 20): SGD-Nesterov, cosine decay,
+    # label smoothing, random 44-pixel crops whose size the ten-crop views
+    # at test time share (`tta_crop`).
+    "crop44": Recipe(
+        optimizer="sgd",
+        lr=0.01,
+        weight_decay=5e-4,
+        momentum=0.9,
+        schedule="cosine",
+        warmup_epochs=1,
+        batch_size=64,
+        epochs=40,
+        augment="crop44",
+        class_weights="none",
+        label_smoothing=0.1,
+    ),
 }
 
 OPTIMIZERS = ("adam", "adamw", "sgd")

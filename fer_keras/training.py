@@ -27,6 +27,7 @@ import numpy as np
 import keras
 
 from fer_keras import data as fer_data
+from fer_keras.checkpoint import CommittedCheckpoint, read_checkpoint_state
 from fer_keras.augment import AugmentedModel, build_augmentation
 from fer_keras.classes import CLASS_NAMES
 from fer_keras.loading import load_model, pretrained_path, source_run
@@ -59,6 +60,8 @@ class TrainConfig:
     seed: int = 0
     distribute: bool = False
     backup_every: int | None = None
+    checkpoint: str | None = None
+    checkpoint_every: int = 1
     init_from: str | None = None
     pipeline: str = "tfdata"
     data_format: str = "auto"
@@ -272,6 +275,54 @@ def _truncate_history(path: Path, epochs_done: int) -> list[dict]:
     return kept
 
 
+def _write_history(path: Path, rows: list[dict]) -> None:
+    partial = path.with_name(f"{path.name}.partial")
+    with open(partial, "w", newline="") as f:
+        if rows:
+            writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+            writer.writeheader()
+            writer.writerows(rows)
+    os.replace(partial, path)
+
+
+def _checkpoint_identity(config: TrainConfig) -> dict:
+    """What a checkpoint must share with the run that continues from it."""
+    return {
+        "model": config.model,
+        "recipe_name": config.recipe_name,
+        "recipe": config.recipe.to_dict(),
+        "seed": config.seed,
+        "val_split": config.val_split,
+    }
+
+
+def _flat(identity: dict) -> dict:
+    recipe = {f"recipe.{k}": v for k, v in (identity.get("recipe") or {}).items()}
+    return {**{k: v for k, v in identity.items() if k != "recipe"}, **recipe}
+
+
+def check_checkpoint(path: Path, config: TrainConfig) -> dict:
+    """The state of the checkpoint at `path`, if this run may continue from it.
+
+    A checkpoint continues only the run that wrote it: another model, recipe,
+    seed or validation split would change what the schedule and the split
+    mean, so each difference is refused with the value to pass.
+    """
+    state = read_checkpoint_state(path)
+    expected = _flat(_checkpoint_identity(config))
+    held = _flat({k: state.get(k) for k in ("model", "recipe_name", "recipe", "seed", "val_split")})
+    different = [k for k in expected if held.get(k) != expected[k]]
+    if different:
+        raise TrainingError(
+            f"--checkpoint {path} belongs to another run: it was written with "
+            + ", ".join(f"{k}={held.get(k)!r}" for k in different)
+            + "; this run has "
+            + ", ".join(f"{k}={expected[k]!r}" for k in different)
+            + ". Pass the options of the run that wrote it, or another --checkpoint path."
+        )
+    return state
+
+
 def _epochs_done(backup_dir: Path) -> int:
     meta = backup_dir / "training_metadata.json"
     if not meta.exists():
@@ -350,6 +401,11 @@ def train(config: TrainConfig) -> dict:
         )
     resolve_data_format(config.data_format)
     if config.folds > 1:
+        if config.checkpoint:
+            raise TrainingError(
+                "--checkpoint keeps one run's weights; cross-validation trains "
+                f"{config.folds} models. Drop --checkpoint or --folds."
+            )
         return _cross_validate(config)
     data_dir = fer_data.locate_data(config.data_dir)
     images, labels = fer_data.load_split(data_dir, "train")
@@ -448,28 +504,52 @@ def _fit_one(config, data_dir, images, labels, train_idx, val_idx, fold=None) ->
     backup_dir = out / "backup"
     history_path = out / "history.csv"
     done = _epochs_done(backup_dir)
-    previous_rows = _truncate_history(history_path, done)
-    best = max((float(r["val_accuracy"]) for r in previous_rows), default=None)
+    checkpoint = config.checkpoint and Path(config.checkpoint)
+    restored = None
+    if not done and checkpoint and checkpoint.exists():
+        # The run folder is gone (or new): continue from the committed weights,
+        # with a fresh optimizer whose schedule stands at the checkpoint's epoch.
+        state = check_checkpoint(checkpoint, config)
+        init_weights(model, checkpoint, config.model)
+        restored = int(state["epoch"])
+        _write_history(history_path, state.get("history", [])[:restored])
+        trainer.optimizer.iterations.assign(restored * steps)
+        print(f"Continuing from the checkpoint {checkpoint} after epoch {restored} of "
+              f"{recipe.epochs} (its weights, a fresh optimizer).")
+    previous_rows = _truncate_history(history_path, done or restored or 0)
+    # After a checkpoint, the best model so far was lost with its folder: the
+    # best model of this run is the best since then.
+    best = None if restored else max(
+        (float(r["val_accuracy"]) for r in previous_rows), default=None
+    )
     if done:
         print(f"Resuming {out} after epoch {done} of {recipe.epochs}.")
+    channels_last = None if data_format == DEFAULT_DATA_FORMAT else build_model(
+        config.model, num_classes=num_classes, data_format=DEFAULT_DATA_FORMAT
+    )
 
     nan_guard = StopOnNaN()
     callbacks = [
         EpochStats(),
         keras.callbacks.CSVLogger(str(history_path), append=True),
-        SaveBestModel(
-            out / "model.keras", model, best=best,
-            save_as=None if data_format == DEFAULT_DATA_FORMAT else build_model(
-                config.model, num_classes=num_classes, data_format=DEFAULT_DATA_FORMAT
-            ),
-        ),
+        SaveBestModel(out / "model.keras", model, best=best, save_as=channels_last),
         keras.callbacks.BackupAndRestore(
             str(backup_dir), save_freq=config.backup_every or "epoch"
         ),
         nan_guard,
         CurvesPlot(history_path, title=f"{config.model} ({config.recipe_name})"),
-        *config.callbacks,
     ]
+    if checkpoint:
+        callbacks.append(CommittedCheckpoint(
+            checkpoint, model, every=config.checkpoint_every, save_as=channels_last,
+            state=lambda: {
+                **_checkpoint_identity(config),
+                "command": list(config.command or sys.argv),
+                "steps_per_epoch": steps,
+                "history": _read_history(history_path),
+            },
+        ))
+    callbacks.extend(config.callbacks)
     class_weight = fer_data.class_weights(
         labels[train_idx], recipe.class_weights, num_classes
     )
@@ -481,6 +561,8 @@ def _fit_one(config, data_dir, images, labels, train_idx, val_idx, fold=None) ->
         "command": list(config.command or sys.argv),
         "seed": config.seed,
         "init_from": init_path and str(init_path),
+        "checkpoint": checkpoint and str(checkpoint),
+        "continued_from_checkpoint_after_epoch": restored,
         "dtype_policy": policy,
         "data_dir": str(data_dir),
         "data": {
@@ -505,6 +587,7 @@ def _fit_one(config, data_dir, images, labels, train_idx, val_idx, fold=None) ->
         validation_data=val_data,
         validation_batch_size=val_batch_size if on_device else None,
         epochs=recipe.epochs,
+        initial_epoch=restored or 0,
         steps_per_epoch=steps,
         class_weight=class_weight,
         callbacks=callbacks,
