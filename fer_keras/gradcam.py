@@ -165,9 +165,9 @@ def gradcam_grid(
             f"Received: class_names={list(class_names)}"
         )
 
-    from fer_keras.plots import _pyplot
+    from fer_keras.plots import pyplot
 
-    plt = _pyplot()
+    plt = pyplot()
     fig, axes = plt.subplots(len(rows), per_class, squeeze=False, layout="constrained",
                              figsize=(max(1.9 * per_class, 3.8), 2.15 * len(rows) + 0.6))
     k = 0

@@ -9,7 +9,8 @@ from typing import Sequence
 import numpy as np
 
 
-def _pyplot():
+def pyplot():
+    """Matplotlib's pyplot on the headless Agg backend (imported on first use)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -20,7 +21,7 @@ def _pyplot():
 
 def plot_curves(history: Sequence[dict], path, title: str = "") -> Path:
     """Training and validation loss and accuracy by epoch, side by side."""
-    plt = _pyplot()
+    plt = pyplot()
     epochs = [int(r["epoch"]) + 1 for r in history]
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
     for ax, metric in zip(axes, ("loss", "accuracy")):
@@ -42,7 +43,7 @@ def plot_curves(history: Sequence[dict], path, title: str = "") -> Path:
 
 def plot_confusion_matrix(matrix, class_names: Sequence[str], path, title: str = "") -> Path:
     """The confusion matrix normalised by row (each true class sums to 1)."""
-    plt = _pyplot()
+    plt = pyplot()
     matrix = np.asarray(matrix, dtype="float64")
     totals = matrix.sum(axis=1, keepdims=True)
     normalised = np.divide(matrix, totals, out=np.zeros_like(matrix), where=totals > 0)
@@ -68,7 +69,7 @@ def plot_confusion_matrix(matrix, class_names: Sequence[str], path, title: str =
 
 def plot_per_class(per_class: dict, path, title: str = "") -> Path:
     """Per-class accuracy (recall), precision and F1 as grouped bars."""
-    plt = _pyplot()
+    plt = pyplot()
     names = list(per_class)
     x = np.arange(len(names))
     fig, ax = plt.subplots(figsize=(9, 4))

@@ -1,9 +1,9 @@
 """Training: a Keras `fit` with callbacks that make long runs safe to interrupt.
 
 A run folder holds `model.keras` (best validation accuracy), `history.csv`,
-`curves.png`, `run.json` and, while training, `backup/` (Keras'
-`BackupAndRestore`). Starting a run again with the same folder resumes after
-the last finished epoch.
+`curves.png` (where matplotlib is installed), `run.json` and, while
+training, `backup/` (Keras' `BackupAndRestore`). Starting a run again with
+the same folder resumes after the last finished epoch.
 
 Two input pipelines feed `fit`: "tfdata" augments in a `tf.data` pipeline on
 the host, beside the training step (what a CPU wants: the two overlap);
@@ -19,6 +19,7 @@ import os
 import platform
 import sys
 import time
+import warnings
 from pathlib import Path
 from typing import Sequence
 
@@ -68,6 +69,11 @@ class TrainConfig:
     verbose: int | str = "auto"
     command: Sequence[str] | None = None
     callbacks: Sequence[keras.callbacks.Callback] = ()
+    # The training split already in memory, as `fer_data.load_split` returns
+    # it (uint8 images (N, 48, 48, 1), labels (N,)): for a machine that has
+    # no FER2013 folder but a packed copy (tools/pack_data.py). `data_dir`
+    # then only names the source in run.json.
+    train_arrays: tuple[np.ndarray, np.ndarray] | None = None
 
 
 class EpochStats(keras.callbacks.Callback):
@@ -96,7 +102,26 @@ class CurvesPlot(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         history = _read_history(self.history_path)
         if history:
-            plot_curves(history, self.history_path.parent / "curves.png", title=self.title)
+            _draw_curves(history, self.history_path.parent / "curves.png", self.title)
+
+
+def _draw_curves(history: list[dict], path: Path, title: str) -> None:
+    """Draws curves.png where matplotlib is installed, else warns and goes on.
+
+    The curves only picture history.csv, which every run writes, so a machine
+    without matplotlib (a bare GPU image) trains all the same.
+    """
+    try:
+        plot_curves(history, path, title=title)
+    except ModuleNotFoundError as err:
+        if (err.name or "").partition(".")[0] != "matplotlib":
+            raise
+        warnings.warn(
+            f"matplotlib is not installed, so {path.name} is not drawn; the "
+            f"curves are in {path.with_name('history.csv')}. pip install "
+            "matplotlib to get the picture.",
+            stacklevel=2,
+        )
 
 
 class SaveBestModel(keras.callbacks.Callback):
@@ -407,15 +432,31 @@ def train(config: TrainConfig) -> dict:
                 f"{config.folds} models. Drop --checkpoint or --folds."
             )
         return _cross_validate(config)
-    data_dir = fer_data.locate_data(config.data_dir)
-    images, labels = fer_data.load_split(data_dir, "train")
+    data_dir, images, labels = _training_split(config)
     train_idx, val_idx = fer_data.train_val_split(labels, config.val_split, config.seed)
     return _fit_one(config, data_dir, images, labels, train_idx, val_idx)
 
 
+def _training_split(config: TrainConfig) -> tuple[str | Path, np.ndarray, np.ndarray]:
+    """(source, images, labels): `config.train_arrays`, else read from `data_dir`."""
+    if config.train_arrays is None:
+        data_dir = fer_data.locate_data(config.data_dir)
+        return (data_dir, *fer_data.load_split(data_dir, "train"))
+    images, labels = config.train_arrays
+    images, labels = np.asarray(images), fer_data._check_labels(labels)
+    expected = (fer_data.IMAGE_SIZE, fer_data.IMAGE_SIZE, 1)
+    if images.dtype != np.uint8 or images.shape[1:] != expected or len(images) != len(labels):
+        raise ValueError(
+            "`train_arrays` must be (images, labels) as `load_split` returns them: "
+            f"uint8 images of shape (N, {', '.join(map(str, expected))}) and N labels. "
+            f"Received: images of shape {images.shape} and dtype {images.dtype}, "
+            f"labels of shape {labels.shape}"
+        )
+    return config.data_dir or "in-memory arrays", images, labels
+
+
 def _cross_validate(config: TrainConfig) -> dict:
-    data_dir = fer_data.locate_data(config.data_dir)
-    images, labels = fer_data.load_split(data_dir, "train")
+    data_dir, images, labels = _training_split(config)
     folds = fer_data.kfold_splits(labels, config.folds, config.seed)
     results = []
     for i, (train_idx, val_idx) in enumerate(folds, start=1):
@@ -605,7 +646,7 @@ def _fit_one(config, data_dir, images, labels, train_idx, val_idx, fold=None) ->
         )
 
     history = _read_history(history_path)
-    plot_curves(history, out / "curves.png", title=f"{config.model} ({config.recipe_name})")
+    _draw_curves(history, out / "curves.png", f"{config.model} ({config.recipe_name})")
     best_row = max(history, key=lambda r: float(r["val_accuracy"]))
     times = [float(r["epoch_time_s"]) for r in history if r.get("epoch_time_s")]
     info.update(
