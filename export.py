@@ -25,7 +25,7 @@ def main(argv=None) -> None:
 
     parser = argparse.ArgumentParser(description=__doc__)
     cli.add_backend_argument(parser)
-    parser.add_argument("--model-path", help=".keras file (default: the pretrained cbam)")
+    parser.add_argument("--model-path", help=".keras file (default: the default pretrained model)")
     parser.add_argument("--format", choices=export.FORMATS, default="saved_model")
     parser.add_argument("--output", help="where to write (default: beside the model: "
                         "model.onnx, model.tflite or model_saved_model/)")
@@ -42,7 +42,7 @@ def main(argv=None) -> None:
             export.check_quantize(args.format)
     except (ImportError, ValueError) as err:
         sys.exit(f"error: {err}")
-    model_path = args.model_path or loading.pretrained_path("cbam")
+    model_path = args.model_path or loading.pretrained_path()
     model = loading.load_model(model_path)
     # The pretrained model lives inside the installed package: export it here.
     folder = None if args.model_path else "."

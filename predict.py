@@ -215,7 +215,7 @@ def main(argv=None) -> None:
     parser.add_argument("paths", nargs="*", metavar="PATH",
                         help="image, folder (searched recursively) or video file")
     parser.add_argument("--webcam", type=int, metavar="N", help="read webcam number N")
-    parser.add_argument("--model-path", help=".keras file, or a .tflite from export.py (default: the pretrained cbam)")
+    parser.add_argument("--model-path", help=".keras file, or a .tflite from export.py (default: the default pretrained model)")
     parser.add_argument("--detector", choices=faces.DETECTORS, default="haar")
     parser.add_argument("--output-dir", default="predictions")
     parser.add_argument("--tta", action="store_true",

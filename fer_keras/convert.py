@@ -323,7 +323,8 @@ def _architecture(model, model_name):
             else ""
         )
         raise ValueError(
-            f"Unknown model {name!r}. Expected one of: {', '.join(MODEL_REGISTRY)}."
+            f"Unknown model {name!r} to convert. Expected one of: {', '.join(_PLANS)} "
+            "(the original's PyTorch models)."
             f"{hint} Received: model_name={model_name!r}, model.name={model.name!r}"
         )
     return name

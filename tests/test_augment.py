@@ -36,19 +36,19 @@ def apply_eagerly(layer, images, training=True):
 
 
 def test_registry_names():
-    assert {"none", "seed", "strong"} <= set(augment.AUGMENTATIONS)
+    assert {"none", "seed", "strong", "crop44"} <= set(augment.AUGMENTATIONS)
     assert build_augmentation("none") is None
-    for name in ("seed", "strong"):
+    for name in ("seed", "strong", "crop44"):
         assert isinstance(build_augmentation(name), keras.layers.Pipeline)
 
 
 def test_unknown_name_lists_the_valid_ones():
-    with pytest.raises(ValueError, match="none, seed, strong. Received: name='wild'"):
+    with pytest.raises(ValueError, match="none, seed, strong, crop44. Received: name='wild'"):
         build_augmentation("wild")
 
 
 @pytest.mark.parametrize("run", [apply, apply_eagerly], ids=["tf_data", "eager"])
-@pytest.mark.parametrize("name", ["seed", "strong"])
+@pytest.mark.parametrize("name", ["seed", "strong", "crop44"])
 def test_pipeline_behaviour(name, run):
     """Changes images, keeps shape and range, repeats for a seed, off in eval."""
     images = faces()
@@ -143,6 +143,18 @@ def test_strong_augmentation_erases_some_patches():
     out = apply(build_augmentation("strong", seed=0), images)
     erased = np.any(np.isclose(out, 127.5), axis=(1, 2, 3))
     assert 8 < erased.sum() < 56
+
+
+def test_crop44_enlarges_a_square_by_48_over_44():
+    """A 20-pixel square in a 44-pixel crop resized to 48 covers (48/44)^2 of
+    its area; rotation keeps areas, and the crop stays inside the image."""
+    images = np.zeros((64, 48, 48, 1), np.float32)
+    images[:, 14:34, 14:34] = 255.0
+    out = apply(build_augmentation("crop44", seed=0), images)
+    erased = np.any(np.isclose(out, 127.5), axis=(1, 2, 3))
+    assert 8 < erased.sum() < 56  # random erasing, about half the time
+    area = (out[~erased] > 127.5).sum(axis=(1, 2, 3))
+    np.testing.assert_allclose(area / 400, (48 / 44) ** 2, rtol=0.03)
 
 
 @pytest.mark.parametrize(

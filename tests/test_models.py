@@ -16,10 +16,11 @@ import fer_keras
 from fer_keras.models import (
     MODEL_REGISTRY,
     copy_weights,
+    gradcam_layer_name,
     preferred_data_format,
     resolve_data_format,
 )
-from torch_reference import REFERENCES
+from torch_reference import ORIGINAL_MODELS, REFERENCES
 
 BACKENDS = ("jax", "tensorflow", "torch")
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -64,9 +65,10 @@ def _run_python(code, backend, *args):
     assert result.returncode == 0, result.stderr[-3000:]
 
 
-def test_registry_lists_the_four_models():
-    assert set(fer_keras.MODELS) == {"baseline", "kernels", "resnet", "cbam"}
+def test_registry_lists_the_zoo():
+    assert set(fer_keras.MODELS) == {"baseline", "kernels", "resnet", "cbam", "resnet18", "vgg"}
     assert tuple(MODEL_REGISTRY) == fer_keras.MODELS
+    assert tuple(REFERENCES) == ORIGINAL_MODELS
 
 
 @pytest.mark.parametrize("name", fer_keras.MODELS)
@@ -92,8 +94,8 @@ def test_num_classes_sets_the_logits():
 
 
 def test_unknown_name_lists_valid_names():
-    with pytest.raises(ValueError, match="Received: name='vgg'") as info:
-        fer_keras.build_model("vgg")
+    with pytest.raises(ValueError, match="Received: name='alexnet'") as info:
+        fer_keras.build_model("alexnet")
     for name in fer_keras.MODELS:
         assert name in str(info.value)
 
@@ -120,6 +122,15 @@ def test_layer_names_are_deterministic(name):
 
 
 @pytest.mark.parametrize("name", fer_keras.MODELS)
+def test_gradcam_looks_at_the_registered_layer(name):
+    # "resnet18" starts with "resnet" and has a "resnet18_block3_out" too.
+    model = fer_keras.build_model(name)
+    assert gradcam_layer_name(model) == f"{name}_{MODEL_REGISTRY[name].gradcam_layer}"
+    renamed = fer_keras.build_model(name, model_name=f"{name}_tuned")
+    assert gradcam_layer_name(renamed) == f"{name}_tuned_{MODEL_REGISTRY[name].gradcam_layer}"
+
+
+@pytest.mark.parametrize("name", ORIGINAL_MODELS)
 def test_parameter_counts_match_the_reference(name):
     # The PyTorch reference is written from the original's description, so
     # equal counts mean the same layer sizes; BN moving statistics and the
@@ -140,6 +151,53 @@ def test_parameter_counts_match_the_reference(name):
         assert not bank.trainable
         assert frozen == 45
         assert all(w is not bank.kernel for w in model.trainable_weights)
+
+
+def _conv_bn(cin, cout, k=3):
+    """(weights, BN statistics) of a bias-free conv and its batch norm."""
+    return k * k * cin * cout + 4 * cout, 2 * cout
+
+
+def _resnet18_size(width=32):
+    parts, cin = [_conv_bn(1, width)], width
+    for stage in range(4):
+        filters = width * 2**stage
+        for block in range(2):
+            parts += [_conv_bn(cin, filters), _conv_bn(filters, filters)]
+            if cin != filters or (stage and not block):
+                parts.append(_conv_bn(cin, filters, k=1))
+            cin = filters
+    weights, stats = map(sum, zip(*parts))
+    return weights + cin * 7 + 7, stats
+
+
+def _vgg_size(width=64):
+    parts, cin = [], 1
+    for stage in range(4):
+        for _ in range(2):
+            parts.append(_conv_bn(cin, width * 2**stage))
+            cin = width * 2**stage
+    weights, stats = map(sum, zip(*parts))
+    flat = 3 * 3 * cin  # four 2x2 pools: 48 -> 3
+    return weights + flat * 512 + 512 + 512 * 7 + 7, stats
+
+
+@pytest.mark.parametrize(
+    "name, size, last_map",
+    [("resnet18", _resnet18_size(), ("resnet18_block4_out", (6, 6, 256))),
+     ("vgg", _vgg_size(), ("vgg_block4_relu2", (6, 6, 512)))],
+)
+def test_new_models_have_the_described_layers(name, size, last_map):
+    # Counted from the descriptions: resnet18 is ResNet-18 at half width
+    # (32-256, a 1x1 projection where a block changes shape), vgg four stages
+    # of two conv-BN-ReLU layers (64-512) and a dense layer of 512; neither
+    # has the filter bank.
+    model = fer_keras.build_model(name)
+    total, bn_stats = size
+    assert model.count_params() == total
+    assert sum(int(np.prod(w.shape)) for w in model.trainable_weights) == total - bn_stats
+    layer, shape = last_map
+    assert tuple(model.get_layer(layer).output.shape[1:]) == shape
 
 
 def _separable_set(n=8, seed=0):
@@ -275,7 +333,7 @@ _LOAD_EVERYWHERE = textwrap.dedent(
 
 @pytest.fixture(scope="module")
 def saved_zoo(tmp_path_factory):
-    """The four models, with random weights and BN statistics, saved once."""
+    """Every zoo model, with random weights and BN statistics, saved once."""
     folder = tmp_path_factory.mktemp("zoo")
     x = _images(4, seed=7)
     logits = {}

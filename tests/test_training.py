@@ -1,8 +1,10 @@
-"""Training runs on tiny data: outputs, resume without gap or repeat, NaN stop."""
+"""Training runs on tiny data: outputs, resume without gap or repeat (from the
+run folder or, when it is lost, from a --checkpoint), NaN stop."""
 
 import csv
 import json
 import math
+import shutil
 
 import numpy as np
 import pytest
@@ -158,6 +160,34 @@ def test_unknown_pipeline_is_refused_before_loading(tmp_path):
         training.train(config)
 
 
+def test_train_arrays_must_be_what_load_split_returns(tmp_path):
+    images = np.zeros((8, 48, 48, 1), np.float32)
+    config = _config(tmp_path / "absent", tmp_path / "run",
+                     train_arrays=(images, np.zeros(8, np.int32)))
+    with pytest.raises(ValueError, match=r"uint8 images of shape \(N, 48, 48, 1\).*"
+                       r"Received: images of shape \(8, 48, 48, 1\) and dtype float32"):
+        training.train(config)
+    assert not (tmp_path / "run").exists()
+
+
+def test_curves_are_skipped_where_matplotlib_is_missing(monkeypatch, tmp_path):
+    def no_matplotlib(*args, **kwargs):
+        raise ModuleNotFoundError("No module named 'matplotlib'", name="matplotlib")
+
+    monkeypatch.setattr(training, "plot_curves", no_matplotlib)
+    rows = [{"epoch": "0", "loss": "1.0", "accuracy": "0.5"}]
+    with pytest.warns(UserWarning, match="matplotlib is not installed.*history.csv"):
+        training._draw_curves(rows, tmp_path / "curves.png", "title")
+    assert not (tmp_path / "curves.png").exists()
+
+    def other_missing(*args, **kwargs):
+        raise ModuleNotFoundError("No module named 'PIL'", name="PIL")
+
+    monkeypatch.setattr(training, "plot_curves", other_missing)
+    with pytest.raises(ModuleNotFoundError, match="PIL"):
+        training._draw_curves(rows, tmp_path / "curves.png", "title")
+
+
 def test_best_model_is_saved_whole_and_only_when_better(tmp_path):
     path = tmp_path / "model.keras"
     model = build_model("baseline")
@@ -185,6 +215,129 @@ def test_history_rows_beyond_the_backup_are_dropped(data_dir, tmp_path):
         writer.writerow({**rows[0], "epoch": "1"})
     training.train(_config(data_dir, out, epochs=2))
     assert [int(r["epoch"]) for r in _history(out)] == [0, 1]
+
+
+class _Epochs(keras.callbacks.Callback):
+    """What fit ran: the epochs, the optimizer's step and rate as each began,
+    the weights at the start and after the last epoch; raises after `stop_after`."""
+
+    def __init__(self, stop_after=None):
+        super().__init__()
+        self.stop_after = stop_after
+        self.epochs, self.steps, self.rates = [], {}, {}
+
+    def on_train_begin(self, logs=None):
+        self.at_begin = [np.array(w) for w in self.model.get_weights()]
+
+    def on_epoch_begin(self, epoch, logs=None):
+        optimizer = self.model.optimizer
+        self.epochs.append(epoch)
+        self.steps[epoch] = int(keras.ops.convert_to_numpy(optimizer.iterations))
+        self.rates[epoch] = float(keras.ops.convert_to_numpy(optimizer.learning_rate))
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.at_end = [np.array(w) for w in self.model.get_weights()]
+        if epoch == self.stop_after:
+            raise KeyboardInterrupt
+
+
+STEPS = 2
+
+
+def _checkpointed_config(data_dir, out, checkpoint, **overrides):
+    """4 epochs of 2 steps, cosine decay after a warm-up epoch: the rate tells a
+    schedule that goes on from one that starts again."""
+    config = _config(data_dir, out, epochs=4, steps_per_epoch=STEPS,
+                     checkpoint=str(checkpoint), **overrides)
+    config.recipe = config.recipe.replace(schedule="cosine", warmup_epochs=1)
+    return config
+
+
+def _cosine_rate(recipe, step):
+    """The rate after `step` steps of 4 epochs of STEPS, past the warm-up epoch."""
+    progress = (step - STEPS) / (4 * STEPS - STEPS)
+    return recipe.lr * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+@pytest.fixture(scope="module")
+def lost_run(data_dir, tmp_path_factory):
+    """A run stopped after 2 of 4 epochs whose folder was then lost, and its
+    checkpoint, kept elsewhere."""
+    root = tmp_path_factory.mktemp("lost")
+    out, checkpoint = root / "run", root / "kept" / "checkpoint.keras"
+    first = _Epochs(stop_after=1)
+    with pytest.raises(KeyboardInterrupt):
+        training.train(_checkpointed_config(data_dir, out, checkpoint, callbacks=[first]))
+    rows = _history(out)
+    shutil.rmtree(out)
+    return checkpoint, rows, first
+
+
+def test_lost_run_folder_continues_from_the_checkpoint(data_dir, lost_run, tmp_path):
+    kept, first_rows, first = lost_run
+    checkpoint = tmp_path / "checkpoint.keras"
+    shutil.copy(kept, checkpoint)
+    assert [int(r["epoch"]) for r in first_rows] == [0, 1]
+    # Another folder, as under another backend (runs/MODEL_RECIPE_BACKEND):
+    # the checkpoint's path alone carries the run.
+    out = tmp_path / "elsewhere"
+    config = _checkpointed_config(data_dir, out, checkpoint, callbacks=[then := _Epochs()])
+    summary = training.train(config)
+
+    assert then.epochs == [2, 3]
+    assert summary["status"] == "completed" and summary["epochs"] == 4
+    assert summary["continued_from_checkpoint_after_epoch"] == 2
+    rows = _history(out)
+    assert [int(r["epoch"]) for r in rows] == [0, 1, 2, 3]
+    assert rows[:2] == first_rows
+    # The weights it goes on from are the interrupted run's, as float16.
+    for got, saved in zip(then.at_begin, first.at_end):
+        np.testing.assert_array_equal(got, saved.astype("float16").astype("float32"))
+    # The schedule goes on at step 2 * STEPS, past the warm-up, where the
+    # interrupted run left it; a restart would begin its warm-up at 0.
+    recipe = config.recipe
+    assert then.steps[2] == 2 * STEPS
+    assert then.rates[2] == pytest.approx(_cosine_rate(recipe, 2 * STEPS), rel=1e-5)
+    assert then.rates[2] == pytest.approx(0.75 * recipe.lr, rel=1e-5)
+    assert float(first_rows[1]["learning_rate"]) == pytest.approx(then.rates[2], rel=1e-5)
+    assert float(rows[2]["learning_rate"]) == pytest.approx(
+        _cosine_rate(recipe, 3 * STEPS), rel=1e-5)
+    assert (out / "model.keras").exists() and not (out / "backup").exists()
+    state = training.read_checkpoint_state(checkpoint)
+    assert state["epoch"] == 4 and [r["epoch"] for r in state["history"]] == ["0", "1", "2", "3"]
+
+
+@pytest.mark.parametrize(
+    "overrides, written, given",
+    [
+        ({"seed": 1}, "seed=0", "seed=1"),
+        ({"recipe_name": "strong"}, "recipe_name='seed'", "recipe_name='strong'"),
+        ({"lr": 0.002}, "recipe.lr=0.001", "recipe.lr=0.002"),
+        ({"model": "kernels"}, "model='baseline'", "model='kernels'"),
+    ],
+    ids=["seed", "recipe_name", "recipe_field", "model"],
+)
+def test_checkpoint_of_another_run_is_refused(data_dir, lost_run, tmp_path, overrides,
+                                              written, given):
+    checkpoint = tmp_path / "checkpoint.keras"
+    shutil.copy(lost_run[0], checkpoint)
+    before = checkpoint.read_bytes()
+    lr = overrides.pop("lr", None)
+    config = _checkpointed_config(data_dir, tmp_path / "run", checkpoint, **overrides)
+    config.recipe = config.recipe.replace(lr=lr)
+    with pytest.raises(training.TrainingError,
+                       match=rf"belongs to another run: it was written with {written}; "
+                             rf"this run has {given}\. Pass the options"):
+        training.train(config)
+    assert checkpoint.read_bytes() == before
+    assert not (tmp_path / "run" / "history.csv").exists()
+
+
+def test_checkpoint_with_cross_validation_is_refused_before_loading(tmp_path):
+    config = _config(tmp_path / "absent", tmp_path / "cv", folds=3,
+                     checkpoint=str(tmp_path / "checkpoint.keras"))
+    with pytest.raises(training.TrainingError, match="trains 3 models. Drop --checkpoint"):
+        training.train(config)
 
 
 class _WeightsAtStart(keras.callbacks.Callback):

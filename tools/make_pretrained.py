@@ -138,7 +138,9 @@ def model_card(name: str, info: dict) -> str:
         f"- {sum(r['epochs'] for r in chain)} epochs in all; "
         f"backend {', '.join(dict.fromkeys(r['backend'] for r in chain))}, "
         f"keras {run['versions']['keras']}, on {run['device']}, "
-        f"{info['seconds_per_epoch']:.0f} s per epoch (median)",
+        f"{info['seconds_per_epoch']:.0f} s per epoch (median); "
+        f"{info['cpu_hours']:.1f} hours of training in all (wall time of the training "
+        "processes, validation included)",
         "",
         "## File",
         "",
@@ -238,6 +240,7 @@ def main(argv=None) -> None:
         # Lets a test check the file under each backend on a sample, not the whole split.
         "test_predictions": half_pred.tolist(),
         "seconds_per_epoch": float(np.median([t for _, r in chain for t in r["epoch_time_s"]])),
+        "cpu_hours": sum(t for _, r in chain for t in r["epoch_time_s"]) / 3600,
         "run": run,
         "runs": [r for _, r in chain],
         **litert,
