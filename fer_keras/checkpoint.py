@@ -70,9 +70,11 @@ class CommittedCheckpoint(keras.callbacks.Callback):
     """Writes the run's weights and state to `path` every `every` epochs.
 
     `state()` returns what to store besides the weights; the callback adds
-    `epoch`, the number of finished epochs. `save_as`, a channels-last model
-    of the same zoo entry, receives the weights first when the model trains
-    in another layout, so the file is channels-last like every saved model.
+    `epoch`, the number of finished epochs. `save_as`, an uncompiled
+    channels-last model of the same zoo entry, receives the weights and is
+    saved instead: the file then holds no optimizer state (a compiled model
+    saves its optimizer's, doubling the file) and is channels-last like
+    every saved model, whatever layout trained.
     """
 
     def __init__(self, path, model: keras.Model, state, every: int = 1,

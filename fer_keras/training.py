@@ -634,7 +634,9 @@ def _fit_one(config, data_dir, images, labels, train_idx, val_idx, fold=None) ->
     ]
     if checkpoint:
         callbacks.append(CommittedCheckpoint(
-            checkpoint, model, every=config.checkpoint_every, save_as=channels_last,
+            checkpoint, model, every=config.checkpoint_every,
+            # An uncompiled copy: the optimizer's state stays out of the file.
+            save_as=channels_last or build_model(config.model, num_classes=num_classes),
             state=lambda: {
                 **_checkpoint_identity(config),
                 "command": list(config.command or sys.argv),
