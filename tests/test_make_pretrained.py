@@ -61,6 +61,8 @@ def test_a_restarted_run_is_described_with_the_run_it_started_from(tool, tmp_pat
     for folder in ("first", "second"):
         assert f"--output-dir {tmp_path / folder}" in card
     assert "5 epochs in all" in card and "2 runs: each after the first" in card
+    # 5 epochs of 400 s, across both runs.
+    assert "0.6 hours of training in all" in card
     assert "| test, int8 LiteRT export | 3,589 | 59.80% |" in card
     assert "validation 61.20%, test 59.80%" in card
 
