@@ -196,7 +196,7 @@ def test_missing_data_folder_is_one_clear_line(tmp_path):
 
 @once
 def test_unknown_model_lists_choices():
-    result = run_script("train.py", "--model", "vgg", check=False)
+    result = run_script("train.py", "--model", "alexnet", check=False)
     assert result.returncode == 2 and "cbam" in result.stderr
 
 
