@@ -24,6 +24,19 @@ def add_backend_argument(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def positive_int(text: str) -> int:
+    """An argparse type: a whole number of at least 1 (a batch size, a count)."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1 or str(value) != text.strip().lstrip("+"):
+        raise argparse.ArgumentTypeError(
+            f"expected a whole number of at least 1. Received: {text!r}"
+        )
+    return value
+
+
 def select_backend(argv) -> str:
     """Sets KERAS_BACKEND from --backend; must run before Keras is imported."""
     parser = argparse.ArgumentParser(add_help=False)

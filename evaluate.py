@@ -43,7 +43,7 @@ def main(argv=None) -> None:
                         "each image and its mirror image (--tta, or --tta mirror), "
                         "or over ten crops (--tta ten_crop: ten forward passes "
                         "per image)")
-    parser.add_argument("--batch-size", type=int, default=256)
+    parser.add_argument("--batch-size", type=cli.positive_int, default=256)
     parser.add_argument("--gradcam", type=int, metavar="N", default=0,
                         help="also draw a Grad-CAM grid of N test images per class")
     args = parser.parse_args(argv)

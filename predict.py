@@ -226,7 +226,7 @@ def main(argv=None) -> None:
                         help="detect on a copy downscaled to this longest side; raise "
                         f"it for small faces (default {IMAGE_DETECTION_SIZE} for images, "
                         f"{VIDEO_DETECTION_SIZE} for video, which must keep up)")
-    parser.add_argument("--batch-size", type=int, default=8,
+    parser.add_argument("--batch-size", type=cli.positive_int, default=8,
                         help="images or video frames per model call (default 8; "
                         "a webcam's frames go one by one)")
     parser.add_argument("--max-frames", type=int, help="stop each video after N frames")

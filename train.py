@@ -24,8 +24,8 @@ def main(argv=None) -> None:
     parser.add_argument("--data-dir", help="FER2013 folder or fer2013.csv "
                         "(default: $FER2013_DIR, else download with kagglehub)")
     parser.add_argument("--output-dir", help="run folder (default: runs/MODEL_RECIPE_BACKEND)")
-    parser.add_argument("--epochs", type=int, help=f"(seed: {defaults.epochs})")
-    parser.add_argument("--batch-size", type=int, help=f"(seed: {defaults.batch_size})")
+    parser.add_argument("--epochs", type=cli.positive_int, help=f"(seed: {defaults.epochs})")
+    parser.add_argument("--batch-size", type=cli.positive_int, help=f"(seed: {defaults.batch_size})")
     parser.add_argument("--lr", type=float, help=f"(seed: {defaults.lr})")
     parser.add_argument("--weight-decay", type=float,
                         help=f"L2 as in torch.optim (seed: {defaults.weight_decay})")
@@ -41,7 +41,7 @@ def main(argv=None) -> None:
                         help="fraction of train held out for validation (default 0.1)")
     parser.add_argument("--folds", type=int, default=1,
                         help="K > 1 runs K-fold cross-validation on train")
-    parser.add_argument("--steps-per-epoch", type=int, help="for quick runs")
+    parser.add_argument("--steps-per-epoch", type=cli.positive_int, help="for quick runs")
     parser.add_argument("--pipeline", choices=training.PIPELINES, default="tfdata",
                         help="tfdata (default): augment in a tf.data pipeline beside the "
                         "training step, the fastest on CPUs; device: feed the arrays and "
@@ -58,14 +58,14 @@ def main(argv=None) -> None:
                         "CPUs with native bfloat16, else float32)")
     parser.add_argument("--distribute", action="store_true",
                         help="data-parallel over all devices (jax, tensorflow; TPU too)")
-    parser.add_argument("--backup-every", type=int,
+    parser.add_argument("--backup-every", type=cli.positive_int,
                         help="also back up every N steps, not only every epoch")
     parser.add_argument("--checkpoint", metavar="PATH",
                         help="also keep the latest weights (float16) and the run's state in "
                         "this one small .keras file, e.g. outside the run folder or under "
                         "version control: when the run folder is lost, the same command "
                         "continues from it")
-    parser.add_argument("--checkpoint-every", type=int, default=1, metavar="N",
+    parser.add_argument("--checkpoint-every", type=cli.positive_int, default=1, metavar="N",
                         help="write --checkpoint every N epochs (default 1)")
     parser.add_argument("--init-from", metavar="PATH",
                         help="start from this model.keras of the same --model (fine-tuning, "

@@ -236,3 +236,13 @@ def test_bad_model_file_is_one_line(tmp_path):
     assert "Traceback" not in result.stderr
     last = result.stderr.strip().splitlines()[-1]
     assert last.startswith(f"error: {tmp_path / 'model.keras'} is not a Keras model file")
+
+
+@pytest.mark.parametrize("batch_size", ["0", "-1", "2.5"])
+def test_a_batch_size_below_one_is_refused_before_any_work(batch_size, photos, capsys):
+    """-1 used to skip every image and exit 0; 0 ended in a traceback."""
+    with pytest.raises(SystemExit) as exit_info:
+        predict.main([str(photos), "--batch-size", batch_size, "--backend", BACKEND])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert "--batch-size" in err and f"Received: '{batch_size}'" in err
