@@ -292,11 +292,7 @@ def _truncate_history(path: Path, epochs_done: int) -> list[dict]:
     rows = _read_history(path)
     kept = [r for r in rows if int(r["epoch"]) < epochs_done]
     if len(kept) != len(rows):
-        with open(path, "w", newline="") as f:
-            if kept:
-                writer = csv.DictWriter(f, fieldnames=list(kept[0]))
-                writer.writeheader()
-                writer.writerows(kept)
+        _write_history(path, kept)
     return kept
 
 
