@@ -7,6 +7,7 @@ pretrained model); several --model-path values give one comparison table.
 import argparse
 import json
 import sys
+from contextlib import nullcontext
 from pathlib import Path
 
 import cli
@@ -16,15 +17,17 @@ def main(argv=None) -> None:
     argv = sys.argv[1:] if argv is None else argv
     cli.select_backend(argv)
 
-    from fer_keras import data, evaluation, loading, tta
-    from fer_keras.inference import Predictor
-    from fer_keras.runinfo import environment_info
+    with cli.native_log_filtered():
+        from fer_keras import data, evaluation, loading, tta
+        from fer_keras.inference import Predictor
+        from fer_keras.runinfo import environment_info
 
     parser = argparse.ArgumentParser(description=__doc__)
     cli.add_backend_argument(parser)
     parser.add_argument("--model-path", nargs="+",
-                        help=".keras file(s), or .tflite exports (default: newest "
-                        "runs/**/model.keras)")
+                        help=".keras file(s), or .tflite exports (default: the newest "
+                        "runs/**/model.keras of a run that did not fail, else the "
+                        "pretrained model)")
     parser.add_argument("--data-dir", help="FER2013 folder or fer2013.csv "
                         "(default: $FER2013_DIR, else download with kagglehub)")
     parser.add_argument("--split", default="test",
@@ -34,23 +37,27 @@ def main(argv=None) -> None:
                         "touching the test split")
     parser.add_argument("--output-dir", help="where to write metrics and plots "
                         "(default: an eval/ folder beside each model, eval_SPLIT/ "
-                        "for a split other than test; runs/pretrained_NAME/eval "
-                        "for a pretrained one)")
+                        "for a split other than test, so ./eval for a model in the "
+                        "current folder; runs/pretrained_NAME/eval for a pretrained one)")
     parser.add_argument("--runs-dir", default="runs", help="where to look for the newest model")
-    parser.add_argument("--tta", nargs="?", const="mirror", default="none",
-                        choices=tta.TTA_MODES,
-                        help="test-time augmentation: average the predictions over "
-                        "each image and its mirror image (--tta, or --tta mirror), "
-                        "or over ten crops (--tta ten_crop: ten forward passes "
-                        "per image)")
+    cli.add_tta_argument(parser, tta.TTA_MODES, unit="image")
     parser.add_argument("--batch-size", type=cli.positive_int, default=256)
-    parser.add_argument("--gradcam", type=int, metavar="N", default=0,
+    parser.add_argument("--gradcam", type=cli.non_negative_int, metavar="N", default=0,
                         help="also draw a Grad-CAM grid of N test images per class")
     args = parser.parse_args(argv)
+    if args.output_dir:
+        cli.check_output_folder("--output-dir", args.output_dir)
 
-    paths = [Path(p) for p in args.model_path] if args.model_path else [
-        loading.find_latest_model(args.runs_dir)
-    ]
+    if args.model_path:
+        paths = [Path(p) for p in args.model_path]
+    else:
+        newest, skipped = evaluation.newest_model(args.runs_dir)
+        for path, status in skipped:
+            print(f"Skipping {path}: its run.json says {status!r}.")
+        paths = [newest]
+        if not loading.is_pretrained(newest):
+            print(f"Using {newest}, the newest model under {args.runs_dir} "
+                  "(--model-path chooses another).")
     if args.gradcam and any(p.suffix == ".tflite" for p in paths):
         parser.error("--gradcam needs the gradients of a .keras model; a .tflite export "
                      f"has none. Received: --model-path {' '.join(map(str, paths))}")
@@ -76,18 +83,20 @@ def main(argv=None) -> None:
             out = Path(args.output_dir)
         else:
             out = Path(args.output_dir) / f"model{index}_{path.parent.name or path.stem}"
-        metrics = evaluation.evaluate(
-            model, images, labels, output_dir=out, tta=args.tta,
-            batch_size=args.batch_size,
-            extra={
-                "model_path": str(path),
-                "split": args.split,
-                "data_dir": str(data_dir),
-                "data_counts": data.class_counts(labels),
-                "command": ["evaluate.py", *argv],
-                **environment_info(),
-            },
-        )
+        # LiteRT notes its CPU delegate on the first run of a .tflite model.
+        with cli.native_log_filtered() if isinstance(model, Predictor) else nullcontext():
+            metrics = evaluation.evaluate(
+                model, images, labels, output_dir=out, tta=args.tta,
+                batch_size=args.batch_size,
+                extra={
+                    "model_path": str(path),
+                    "split": args.split,
+                    "data_dir": str(data_dir),
+                    "data_counts": data.class_counts(labels),
+                    "command": ["evaluate.py", *argv],
+                    **environment_info(),
+                },
+            )
         label = str(path) if str(path) not in results else f"{path} #{len(results) + 1}"
         results[label] = metrics
         print(f"\n{path}")

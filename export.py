@@ -21,7 +21,8 @@ def main(argv=None) -> None:
     )
     cli.select_backend(argv if backend_given else [*argv, "--backend", "tensorflow"])
 
-    from fer_keras import export, loading
+    with cli.native_log_filtered():
+        from fer_keras import export, loading
 
     parser = argparse.ArgumentParser(description=__doc__)
     cli.add_backend_argument(parser)
@@ -52,7 +53,8 @@ def main(argv=None) -> None:
     if args.no_check:
         return
     try:
-        diff = export.compare(model, path, args.format)
+        with cli.native_log_filtered():  # LiteRT's note on its CPU delegate
+            diff = export.compare(model, path, args.format)
     except ImportError as err:
         print(f"Not checked: {err}")
         return

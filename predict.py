@@ -2,12 +2,14 @@
 
     python predict.py photo.jpg holidays/ clip.mp4 --output-dir predictions
     python predict.py --webcam 0 --max-frames 300
+    python predict.py photo.jpg --tta ten_crop
 
 Writes an annotated copy of each input (box and "label 87%" on each face; an
 .mp4 for a video) under OUTPUT_DIR/annotated/, and every face's box and class
 probabilities to OUTPUT_DIR/predictions.csv and predictions.json. A file that
 cannot be read is reported and skipped; a photo without a face is reported,
-not an error. Exits with status 1 if any input could not be read.
+not an error. Exits with status 1 if any input could not be read, and for a
+folder with no image or video in it.
 """
 
 import argparse
@@ -25,7 +27,8 @@ VIDEO_DETECTION_SIZE = 400
 
 
 def collect_inputs(paths):
-    """(file, annotated name, kind) for each input, and (path, reason) for the missing.
+    """(file, annotated name, kind) for each input, and (path, error) for the
+    missing paths and the folders without an image or video.
 
     Folders are searched recursively for files with an image or video suffix;
     a file named on the command line is tried whatever its suffix.
@@ -39,15 +42,19 @@ def collect_inputs(paths):
     for raw in paths:
         path = Path(raw)
         if path.is_dir():
+            found = 0
             for file in sorted(p for p in path.rglob("*") if p.is_file()):
                 suffix = file.suffix.lower()
                 if faces.is_video(file) or suffix in image_suffixes:
                     name = Path(path.resolve().name) / file.relative_to(path)
                     inputs.append((file, name, "video" if faces.is_video(file) else "image"))
+                    found += 1
+            if not found:
+                missing.append((path, f"no images or videos found in {path}"))
         elif path.is_file():
             inputs.append((path, Path(path.name), "video" if faces.is_video(path) else "image"))
         else:
-            missing.append((path, "no such file or folder"))
+            missing.append((path, f"{path}: no such file or folder"))
     return inputs, missing
 
 
@@ -201,13 +208,34 @@ def _check_display(cv2) -> None:
                  "opencv-python (opencv-python-headless cannot open windows).")
 
 
+def bare_tta_means_mirror(argv: list[str], modes: tuple[str, ...]) -> list[str]:
+    """`argv` with a bare `--tta` followed by a PATH written `--tta=mirror`.
+
+    `--tta` takes an optional mode, as in evaluate.py; without this, the old
+    `predict.py --tta photo.jpg` would read photo.jpg as the mode. A word
+    that looks like neither a path nor a file (a misspelt mode) is left for
+    argparse to refuse with the choices.
+    """
+    argv = list(argv)
+    for i, arg in enumerate(argv[:-1]):
+        if arg == "--":
+            break
+        following = argv[i + 1]
+        if arg == "--tta" and following not in modes and not following.startswith("-") and (
+            any(c in following for c in "./\\") or Path(following).exists()
+        ):
+            argv[i] = "--tta=mirror"
+    return argv
+
+
 def main(argv=None) -> None:
     argv = sys.argv[1:] if argv is None else argv
     backend = cli.select_backend(argv)
 
-    import keras
+    with cli.native_log_filtered():
+        import keras
 
-    from fer_keras import CLASS_NAMES, faces
+        from fer_keras import CLASS_NAMES, faces, inference, tta
 
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -215,11 +243,11 @@ def main(argv=None) -> None:
     parser.add_argument("paths", nargs="*", metavar="PATH",
                         help="image, folder (searched recursively) or video file")
     parser.add_argument("--webcam", type=int, metavar="N", help="read webcam number N")
-    parser.add_argument("--model-path", help=".keras file, or a .tflite from export.py (default: the default pretrained model)")
+    parser.add_argument("--model-path", help=".keras file, or a .tflite from export.py "
+                        "(default: the default pretrained model)")
     parser.add_argument("--detector", choices=faces.DETECTORS, default="haar")
     parser.add_argument("--output-dir", default="predictions")
-    parser.add_argument("--tta", action="store_true",
-                        help="average each face's and its mirror image's probabilities")
+    cli.add_tta_argument(parser, tta.TTA_MODES, unit="face")
     parser.add_argument("--margin", type=float, default=0.1,
                         help="fraction of the face box added on each side (default 0.1)")
     parser.add_argument("--detection-size", type=int,
@@ -232,9 +260,12 @@ def main(argv=None) -> None:
     parser.add_argument("--max-frames", type=int, help="stop each video after N frames")
     parser.add_argument("--show", action="store_true",
                         help="show video frames in a window (needs opencv-python)")
-    args = parser.parse_args(argv)
+    args = parser.parse_args(bare_tta_means_mirror(argv, tta.TTA_MODES))
     if not args.paths and args.webcam is None:
         parser.error("give at least one PATH or --webcam N")
+    if args.model_path:
+        inference.check_model_path(args.model_path, runner="predict.py")
+    cli.check_output_folder("--output-dir", args.output_dir)
 
     try:
         recognizer = faces.EmotionRecognizer(
@@ -247,8 +278,8 @@ def main(argv=None) -> None:
         _check_display(faces.import_cv2())
     inputs, missing = collect_inputs(args.paths)
     results = Results(Path(args.output_dir), CLASS_NAMES)
-    for path, reason in missing:
-        results.add(path, "unknown", error=f"{path}: {reason}")
+    for path, error in missing:
+        results.add(path, "folder" if path.is_dir() else "unknown", error=error)
 
     images = [item for item in inputs if item[2] == "image"]
     try:

@@ -5,6 +5,7 @@ Run it again with the same --output-dir to resume an interrupted run.
 
 import argparse
 import sys
+from pathlib import Path
 
 import cli
 
@@ -13,7 +14,8 @@ def main(argv=None) -> None:
     argv = sys.argv[1:] if argv is None else argv
     backend = cli.select_backend(argv)
 
-    from fer_keras import MODELS, augment, models, recipes, training
+    with cli.native_log_filtered():
+        from fer_keras import MODELS, augment, models, recipes, training
 
     defaults = recipes.RECIPES["seed"]
     parser = argparse.ArgumentParser(description=__doc__)
@@ -26,21 +28,25 @@ def main(argv=None) -> None:
     parser.add_argument("--output-dir", help="run folder (default: runs/MODEL_RECIPE_BACKEND)")
     parser.add_argument("--epochs", type=cli.positive_int, help=f"(seed: {defaults.epochs})")
     parser.add_argument("--batch-size", type=cli.positive_int, help=f"(seed: {defaults.batch_size})")
-    parser.add_argument("--lr", type=float, help=f"(seed: {defaults.lr})")
-    parser.add_argument("--weight-decay", type=float,
+    parser.add_argument("--lr", type=cli.positive_float, help=f"(seed: {defaults.lr})")
+    parser.add_argument("--weight-decay", type=cli.non_negative_float,
                         help=f"L2 as in torch.optim (seed: {defaults.weight_decay})")
     parser.add_argument("--optimizer", choices=recipes.OPTIMIZERS)
     parser.add_argument("--schedule", choices=recipes.SCHEDULES)
-    parser.add_argument("--warmup-epochs", type=int,
+    parser.add_argument("--warmup-epochs", type=cli.non_negative_int,
                         help="linear warm-up before the cosine decay")
-    parser.add_argument("--momentum", type=float, help="SGD momentum (Nesterov)")
+    parser.add_argument("--momentum", type=cli.unit_fraction,
+                        help="SGD momentum (Nesterov), from 0 up to 1")
     parser.add_argument("--class-weights", choices=("seed", "balanced", "none"))
     parser.add_argument("--augment", choices=list(augment.AUGMENTATIONS))
-    parser.add_argument("--label-smoothing", type=float)
-    parser.add_argument("--val-split", type=float, default=0.1,
-                        help="fraction of train held out for validation (default 0.1)")
-    parser.add_argument("--folds", type=int, default=1,
-                        help="K > 1 runs K-fold cross-validation on train")
+    parser.add_argument("--label-smoothing", type=cli.unit_fraction,
+                        help="from 0 (none) up to 1")
+    parser.add_argument("--val-split", type=cli.open_fraction, default=0.1,
+                        help="fraction of train held out for validation, between 0 "
+                        "and 1 (default 0.1)")
+    parser.add_argument("--folds", type=cli.positive_int, default=1,
+                        help="K > 1 runs K-fold cross-validation on train (at most the "
+                        "number of images of the rarest class)")
     parser.add_argument("--steps-per-epoch", type=cli.positive_int, help="for quick runs")
     parser.add_argument("--pipeline", choices=training.PIPELINES, default="tfdata",
                         help="tfdata (default): augment in a tf.data pipeline beside the "
@@ -71,9 +77,15 @@ def main(argv=None) -> None:
                         help="start from this model.keras of the same --model (fine-tuning, "
                         "a second learning-rate cycle), or 'pretrained' for the shipped one; "
                         "give the --seed it was trained with, which draws the validation split")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=cli.non_negative_int, default=0)
     parser.add_argument("--quiet", action="store_true", help="one line per epoch")
     args = parser.parse_args(argv)
+    output_dir = args.output_dir or f"runs/{args.model}_{args.recipe}_{backend}"
+    cli.check_output_folder("--output-dir", output_dir)
+    if args.checkpoint:
+        cli.check_output_folder("--checkpoint", Path(args.checkpoint).parent)
+    if args.init_from:
+        check_init_from(args.init_from, args.model)
 
     recipe = recipes.get_recipe(args.recipe).replace(
         epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
@@ -82,7 +94,6 @@ def main(argv=None) -> None:
         label_smoothing=args.label_smoothing, warmup_epochs=args.warmup_epochs,
         momentum=args.momentum,
     )
-    output_dir = args.output_dir or f"runs/{args.model}_{args.recipe}_{backend}"
     training.train(
         training.TrainConfig(
             model=args.model, recipe=recipe, recipe_name=args.recipe,
@@ -95,6 +106,21 @@ def main(argv=None) -> None:
             verbose=2 if args.quiet else "auto", command=["train.py", *argv],
         )
     )
+
+
+def check_init_from(init_from: str, model: str) -> None:
+    """Refuses a missing --init-from file in one line, before the run folder is made."""
+    from fer_keras import loading
+
+    if init_from == "pretrained":
+        try:
+            loading.pretrained_path(model)
+        except loading.ModelFileError as err:
+            sys.exit(f"error: --init-from pretrained: {err}")
+    elif not Path(init_from).is_file():
+        what = "is a folder, not a file" if Path(init_from).is_dir() else "No such file"
+        sys.exit(f"error: {init_from}: {what}. --init-from expects a model.keras written "
+                 "by train.py, or 'pretrained' for the shipped model.")
 
 
 if __name__ == "__main__":

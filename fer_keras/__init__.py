@@ -9,7 +9,7 @@ load with plain `keras.saving.load_model`.
 from fer_keras.classes import CLASS_NAMES
 from fer_keras.layers import CBAM, FixedKernels
 from fer_keras.loading import load_model, load_pretrained
-from fer_keras.models import MODELS, build_model
+from fer_keras.models import available_models, build_model
 
 __version__ = "0.1.0"
 
@@ -18,8 +18,21 @@ __all__ = [
     "CLASS_NAMES",
     "FixedKernels",
     "MODELS",
+    "available_models",
     "build_model",
     "load_model",
     "load_pretrained",
     "__version__",
 ]
+
+
+def __getattr__(name: str):
+    # `MODELS` is read from the registry at each access (and by `from
+    # fer_keras import MODELS`), so models registered after import are in it.
+    if name == "MODELS":
+        return available_models()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), "MODELS"})

@@ -2,9 +2,9 @@
 
 `build_augmentation(name)` returns a `keras.layers.Pipeline` that takes a
 batch of 0-255 grey images and returns float32 0-255 images of the same
-shape. Every layer in it is a Keras image preprocessing layer, so the
-pipeline runs inside `tf.data` under any `KERAS_BACKEND` and, outside it, on
-backend tensors.
+shape. Every layer in it runs inside `tf.data` under any `KERAS_BACKEND`
+and, outside it, on backend tensors: Keras' own image preprocessing layers,
+and `RandomAffine`, written here on Keras' public API.
 
 Geometric augmentation is one layer, `RandomAffine`: flip, rotation and
 resized crop composed into a single affine warp. Keras ships them as
@@ -19,13 +19,19 @@ device`).
 """
 
 import math
+import random
+import sys
 from typing import Callable
 
 import keras
 
 
+FILL_MODES = ("reflect", "wrap", "constant", "nearest")
+INTERPOLATIONS = ("bilinear", "nearest")
+
+
 @keras.saving.register_keras_serializable(package="fer_keras")
-class RandomAffine(keras.layers.RandomRotation):
+class RandomAffine(keras.layers.Layer):
     """Random flip, rotation and resized crop of a batch, as one affine warp.
 
     The crop follows torchvision's `RandomResizedCrop`, which the original
@@ -34,12 +40,16 @@ class RandomAffine(keras.layers.RandomRotation):
     back to the input size. The crop window is rotated by up to `rotation`
     degrees either way, may be moved by up to `translation` of the image
     size beyond the image (filled by `fill_mode`), and is mirrored left to
-    right half of the time when `horizontal_flip` is set.
+    right half of the time when `horizontal_flip` is set. Every image of a
+    batch gets its own transform; images only (no labels, boxes or masks).
 
-    It is a `RandomRotation` with a different random matrix: that keeps the
-    machinery that makes a Keras preprocessing layer safe in `tf.data`
-    under any backend (backend switching, per-backend seed generators) and
-    the same warp kernel.
+    It is written on Keras' public API (`keras.layers.Layer`, `keras.ops`,
+    `keras.random`), not on the internals of Keras' preprocessing layers,
+    which change from release to release. Inside a `tf.data` pipeline under
+    another backend than TensorFlow, where `keras.ops` cannot run on the
+    graph's tensors, it runs the same transform with TensorFlow's public ops
+    (the warp op `keras.ops.image.affine_transform` uses under TensorFlow),
+    drawing from a random stream of its own that starts at the same seed.
 
     Args:
         rotation: largest rotation in degrees, either way.
@@ -54,6 +64,8 @@ class RandomAffine(keras.layers.RandomRotation):
         interpolation: "bilinear" or "nearest".
         fill_value: the value used with `fill_mode="constant"`.
         seed: integer seed of the layer's random stream.
+        data_format: "channels_last" or "channels_first" (default: Keras'
+            `image_data_format()`).
     """
 
     def __init__(
@@ -67,6 +79,7 @@ class RandomAffine(keras.layers.RandomRotation):
         interpolation: str = "bilinear",
         fill_value: float = 0.0,
         seed: int | None = None,
+        data_format: str | None = None,
         **kwargs,
     ):
         if not 0.0 <= rotation <= 180.0:
@@ -91,83 +104,161 @@ class RandomAffine(keras.layers.RandomRotation):
                 "`translation` must be a fraction in [0, 1). "
                 f"Received: translation={translation}"
             )
-        super().__init__(
-            factor=rotation / 360.0,
-            fill_mode=fill_mode,
-            interpolation=interpolation,
-            seed=seed,
-            fill_value=fill_value,
-            **kwargs,
-        )
+        if fill_mode not in FILL_MODES:
+            raise ValueError(
+                f"Unknown `fill_mode`. Expected one of: {', '.join(FILL_MODES)}. "
+                f"Received: fill_mode={fill_mode!r}"
+            )
+        if interpolation not in INTERPOLATIONS:
+            raise ValueError(
+                f"Unknown `interpolation`. Expected one of: {', '.join(INTERPOLATIONS)}. "
+                f"Received: interpolation={interpolation!r}"
+            )
+        data_format = data_format or keras.config.image_data_format()
+        if data_format not in ("channels_last", "channels_first"):
+            raise ValueError(
+                "`data_format` must be 'channels_last' or 'channels_first'. "
+                f"Received: data_format={data_format!r}"
+            )
+        if seed is not None and not isinstance(seed, int):
+            raise ValueError(f"`seed` must be an integer or None. Received: seed={seed!r}")
+        super().__init__(**kwargs)
         self.rotation = float(rotation)
         self.scale = scale
         self.ratio = ratio
         self.translation = float(translation)
         self.horizontal_flip = bool(horizontal_flip)
-        # RandomRotation opts out of XLA for TensorFlow's warp op, which XLA
-        # lacks; under jax the warp is jax code, and without the flag a model
-        # holding this layer (`AugmentedModel`) would train op by op, uncompiled.
+        self.fill_mode = fill_mode
+        self.interpolation = interpolation
+        self.fill_value = float(fill_value)
+        self.seed = seed
+        self.data_format = data_format
+        self.seed_generator = keras.random.SeedGenerator(seed)
+        # The tf.data stream's state, a TensorFlow variable made on first use
+        # (see `_call_in_tf_graph`); held in a plain object, out of Keras'
+        # tracking of the layer's own variables.
+        self._tf_stream = _TensorFlowStream(
+            seed if seed is not None else random.randint(1, 10**9)
+        )
+        # TensorFlow's warp op has no XLA kernel, so TensorFlow must not
+        # compile a model holding this layer (`AugmentedModel`); under jax
+        # the warp is jax code, and without the flag that model would train
+        # op by op, uncompiled.
         self.supports_jit = keras.backend.backend() == "jax"
+        # Built from the start: in tf.data under jax or torch, Keras' own
+        # build-on-first-call never sees this layer (see `__call__`).
+        self.build()
 
-    def get_random_transformation(self, data, training=True, seed=None):
+    def build(self, input_shape=None):
+        """Nothing to make: the seed generator, its only state, exists already."""
+
+    def __call__(self, inputs, *args, **kwargs):
+        if keras.backend.backend() != "tensorflow" and _in_tf_graph(inputs):
+            # A tf.data pipeline under jax or torch: TensorFlow tensors that
+            # `keras.ops` (jax or torch) cannot take.
+            return self._call_in_tf_graph(inputs, *args, **kwargs)
+        return super().__call__(inputs, *args, **kwargs)
+
+    def call(self, images, training=True):
         if not training:
-            return None
-        images = data["images"] if isinstance(data, dict) else data
-        ops = self.backend
-        shape = ops.core.shape(images)
-        unbatched = len(shape) == 3
-        batch_size = 1 if unbatched else shape[0]
-        if self.data_format == "channels_last":
-            height, width = shape[-3], shape[-2]
-        else:
-            height, width = shape[-2], shape[-1]
-        if seed is None:
-            seed = self._get_seed_generator(ops._backend)
-
+            return images
+        ops = keras.ops
+        shape = ops.shape(images)
+        batch_size = 1 if len(shape) == 3 else shape[0]
+        height, width = self._height_width(shape)
         # One draw per image for all six parameters keeps the graph small.
-        u = ops.random.uniform((batch_size, 6), seed=seed)
-        angle = math.radians(self.rotation) * (2.0 * u[:, 0] - 1.0)
-        area = self.scale[0] + (self.scale[1] - self.scale[0]) * u[:, 1]
-        low, high = math.log(self.ratio[0]), math.log(self.ratio[1])
-        aspect = ops.numpy.exp(low + (high - low) * u[:, 2])
-        crop_w = ops.numpy.minimum(ops.numpy.sqrt(area * aspect), 1.0)
-        crop_h = ops.numpy.minimum(ops.numpy.sqrt(area / aspect), 1.0)
-        shift_x = (u[:, 3] - 0.5) * (1.0 - crop_w + 2.0 * self.translation)
-        shift_y = (u[:, 4] - 0.5) * (1.0 - crop_h + 2.0 * self.translation)
-        if self.horizontal_flip:
-            flip = ops.numpy.where(u[:, 5] < 0.5, -1.0, 1.0)
-        else:
-            flip = ops.numpy.ones_like(u[:, 5])
+        draws = keras.random.uniform((batch_size, 6), seed=self.seed_generator)
+        matrix = self._matrix(ops, draws, height, width)
+        if len(shape) == 3:
+            matrix = matrix[0]
+        return ops.image.affine_transform(
+            images,
+            matrix,
+            interpolation=self.interpolation,
+            fill_mode=self.fill_mode,
+            fill_value=self.fill_value,
+            data_format=self.data_format,
+        )
 
-        # The matrix maps output pixels to input pixels: centre the output,
-        # flip and scale it to the crop size, rotate, then move it to the
-        # crop centre.
+    def _call_in_tf_graph(self, images, training=True):
+        import tensorflow as tf
+
+        images = tf.cast(images, self.compute_dtype)
+        if not training:
+            return images
+        unbatched = images.shape.rank == 3
+        if unbatched:
+            images = images[None]
+        if self.data_format == "channels_first":
+            images = tf.transpose(images, (0, 2, 3, 1))
+        shape = tf.shape(images)
+        draws = tf.random.stateless_uniform(
+            tf.stack([shape[0], 6]), seed=self._tf_stream.next_seed(), dtype=tf.float32
+        )
+        matrix = self._matrix(tf, draws, shape[1], shape[2])
+        # The op `keras.ops.image.affine_transform` runs under TensorFlow.
+        warped = tf.raw_ops.ImageProjectiveTransformV3(
+            images=images,
+            transforms=matrix,
+            output_shape=shape[1:3],
+            fill_value=self.fill_value,
+            interpolation=self.interpolation.upper(),
+            fill_mode=self.fill_mode.upper(),
+        )
+        warped = tf.ensure_shape(warped, images.shape)
+        if self.data_format == "channels_first":
+            warped = tf.transpose(warped, (0, 3, 1, 2))
+        return warped[0] if unbatched else warped
+
+    def _height_width(self, shape):
+        if self.data_format == "channels_last":
+            return shape[-3], shape[-2]
+        return shape[-2], shape[-1]
+
+    def _matrix(self, ops, draws, height, width):
+        """The (N, 8) warp matrices for uniform `draws` (N, 6), in `ops`
+        (`keras.ops` or `tensorflow`): each maps output pixels to input pixels."""
+        u = [draws[:, i] for i in range(6)]
+        angle = math.radians(self.rotation) * (2.0 * u[0] - 1.0)
+        area = self.scale[0] + (self.scale[1] - self.scale[0]) * u[1]
+        low, high = math.log(self.ratio[0]), math.log(self.ratio[1])
+        aspect = ops.exp(low + (high - low) * u[2])
+        crop_w = ops.minimum(ops.sqrt(area * aspect), 1.0)
+        crop_h = ops.minimum(ops.sqrt(area / aspect), 1.0)
+        shift_x = (u[3] - 0.5) * (1.0 - crop_w + 2.0 * self.translation)
+        shift_y = (u[4] - 0.5) * (1.0 - crop_h + 2.0 * self.translation)
+        if self.horizontal_flip:
+            flip = 1.0 - 2.0 * ops.cast(u[5] < 0.5, "float32")
+        else:
+            flip = ops.ones_like(u[5])
+
+        # Centre the output, flip and scale it to the crop size, rotate, then
+        # move it to the crop centre.
         width = ops.cast(width, "float32")
         height = ops.cast(height, "float32")
         cx, cy = (width - 1.0) / 2.0, (height - 1.0) / 2.0
-        cos, sin = ops.numpy.cos(angle), ops.numpy.sin(angle)
+        cos, sin = ops.cos(angle), ops.sin(angle)
         a0 = cos * flip * crop_w
         a1 = -sin * crop_h
         b0 = sin * flip * crop_w
         b1 = cos * crop_h
         a2 = cx + shift_x * width - a0 * cx - a1 * cy
         b2 = cy + shift_y * height - b0 * cx - b1 * cy
-        zeros = ops.numpy.zeros_like(a0)
-        matrix = ops.numpy.stack([a0, a1, a2, b0, b1, b2, zeros, zeros], axis=1)
-        if unbatched:
-            matrix = ops.numpy.squeeze(matrix, axis=0)
-        return {"rotation_matrix": matrix, "angle": angle}
+        zeros = ops.zeros_like(a0)
+        return ops.stack([a0, a1, a2, b0, b1, b2, zeros, zeros], axis=1)
 
-    def transform_bounding_boxes(self, bounding_boxes, transformation, training=True):
-        raise NotImplementedError(
-            "RandomAffine transforms images only; it does not move bounding boxes."
-        )
+    def compute_output_shape(self, input_shape):
+        return input_shape
 
     def get_config(self):
         config = super().get_config()
-        config.pop("factor")
         config.update(
             {
+                "data_format": self.data_format,
+                "fill_mode": self.fill_mode,
+                "fill_value": self.fill_value,
+                "interpolation": self.interpolation,
+                "seed": self.seed,
                 "rotation": self.rotation,
                 "scale": self.scale,
                 "ratio": self.ratio,
@@ -176,6 +267,41 @@ class RandomAffine(keras.layers.RandomRotation):
             }
         )
         return config
+
+
+def _in_tf_graph(inputs) -> bool:
+    """Whether `inputs` are tensors of a TensorFlow graph (a tf.data map)."""
+    tf = sys.modules.get("tensorflow")
+    return tf is not None and tf.is_tensor(inputs) and tf.inside_function()
+
+
+class _TensorFlowStream:
+    """The random stream of `RandomAffine` in tf.data under jax or torch.
+
+    It draws the seeds `keras.random.SeedGenerator(seed)` draws under the
+    TensorFlow backend ([seed, 0], [seed, 1], ...), from a TensorFlow
+    variable, which a tf.data graph can update where a jax or torch one
+    cannot live.
+    """
+
+    def __init__(self, seed: int):
+        self.seed = int(seed)
+        self.state = None
+
+    def next_seed(self):
+        import tensorflow as tf
+
+        if self.state is None:
+            # Made outside the graph being traced, so it outlives the trace.
+            with tf.init_scope():
+                self.state = tf.Variable(
+                    [self.seed, 0], dtype=tf.int64, trainable=False,
+                    name="random_affine_seed",
+                )
+        step = tf.constant([0, 1], tf.int64)
+        drawn = self.state.assign_add(step) - step
+        # As `keras.random` under TensorFlow: stateless ops take int32 seeds.
+        return tf.cast(tf.math.floormod(drawn, tf.int32.max - 1), tf.int32)
 
 
 def _none(seed: int) -> None:

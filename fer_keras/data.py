@@ -69,10 +69,9 @@ CSV_SPLITS: dict[str, tuple[str, ...]] = {
 FOLDER_SPLITS = ("train", "test")
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp")
-_SIXTEEN_BIT_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I")
 
 # Bump when decoding changes, so old caches are not reused.
-_CACHE_VERSION = 1
+_CACHE_VERSION = 2
 
 
 class DataError(ValueError):
@@ -208,23 +207,27 @@ def _write_cache(path: pathlib.Path, images: np.ndarray, labels: np.ndarray):
         )
 
 
-def _decode_image(path: str):
-    """One image as uint8 (48, 48), its original mode and its original size."""
+def _decode_image(path):
+    """One image (a path or a binary file) as uint8 (48, 48), its original
+    mode and its upright size.
+
+    It decodes with `fer_keras.images`, as prediction does (16-bit, float,
+    alpha, EXIF rotation alike), so a file trains on the pixels it is later
+    classified from; only the resize to 48x48 is this module's own.
+    """
     from PIL import Image
 
+    from fer_keras import images as image_decoder
+
     try:
-        with Image.open(path) as img:
-            img.load()
-            mode, size = img.mode, img.size
-            if mode in _SIXTEEN_BIT_MODES:
-                # convert("L") clips 16-bit values at 255; scale them instead.
-                grey = np.asarray(img, dtype=np.float32) / 257.0
-                img = Image.fromarray(np.clip(np.rint(grey), 0, 255).astype(np.uint8))
-            elif mode != "L":
-                img = img.convert("L")
-            if img.size != (IMAGE_SIZE, IMAGE_SIZE):
-                img = img.resize((IMAGE_SIZE, IMAGE_SIZE), Image.Resampling.BILINEAR)
-            return np.asarray(img, dtype=np.uint8), mode, size
+        img = image_decoder.open_image(path)
+        mode, size = img.mode, img.size
+        grey = image_decoder.to_array(img, "L")
+        if size != (IMAGE_SIZE, IMAGE_SIZE):
+            grey = Image.fromarray(grey).resize(
+                (IMAGE_SIZE, IMAGE_SIZE), Image.Resampling.BILINEAR
+            )
+        return np.asarray(grey, dtype=np.uint8), mode, size
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as err:
         raise DataError(
             f"Could not read image {path}: {type(err).__name__}: {err}. "
@@ -514,6 +517,20 @@ def train_val_split(
             f"`val_fraction` must be between 0 and 1 (exclusive). "
             f"Received: val_fraction={val_fraction}"
         )
+    _, counts = np.unique(labels, return_counts=True)
+    held = np.round(val_fraction * counts).astype(np.int64)
+    if labels.size and not held.any():
+        raise ValueError(
+            f"`val_fraction` holds out no image: {val_fraction} of {counts.max()} images "
+            f"(the most of any class) rounds to 0. Expected more than "
+            f"{0.5 / counts.max():.2g}. Received: val_fraction={val_fraction}"
+        )
+    if np.any(held == counts):
+        raise ValueError(
+            f"`val_fraction` holds out every image of a class ({counts[held == counts].min()} "
+            "of them), leaving none of it to train on. Expected a smaller fraction. "
+            f"Received: val_fraction={val_fraction}"
+        )
     rng = np.random.default_rng(seed)
     val = []
     for label in np.unique(labels):
@@ -537,6 +554,18 @@ def kfold_splits(
         raise ValueError(
             "`k` must be an integer from 2 to the number of samples "
             f"({labels.size}). Received: k={k}"
+        )
+    # More folds than images of the rarest class leave it out of some folds'
+    # validation sets, whose accuracy then means something else.
+    classes, counts = np.unique(labels, return_counts=True)
+    rarest = int(np.argmin(counts))
+    if k > counts[rarest]:
+        name = (CLASS_NAMES[classes[rarest]] if classes[rarest] < len(CLASS_NAMES)
+                else f"class {classes[rarest]}")
+        raise ValueError(
+            f"`k` (train.py's --folds) must be at most {counts[rarest]}, the number of "
+            f"images of the rarest class ({name}), so that every fold validates on "
+            f"each class. Received: k={k}"
         )
     k = int(k)
     rng = np.random.default_rng(seed)

@@ -10,8 +10,8 @@ import keras
 
 from fer_keras import data
 from fer_keras.classes import CLASS_NAMES
-from fer_keras.inference import Predictor
-from fer_keras.loading import source_run
+from fer_keras.inference import Predictor, check_pixel_scale
+from fer_keras.loading import ModelFileError, pretrained_path, source_run
 from fer_keras.plots import plot_confusion_matrix, plot_per_class
 from fer_keras.tta import resolve_mode, tta_views
 
@@ -27,6 +27,7 @@ def predict_proba(
     of `fer_keras.tta.TTA_MODES` ("mirror", the image and its mirror image;
     "ten_crop", ten crops), True meaning "mirror".
     """
+    check_pixel_scale(images)
     images = np.asarray(images, dtype="float32")
     views = tta_views(images[..., None] if images.ndim == 3 else images, tta)
     total = None
@@ -69,6 +70,43 @@ def validation_split(data_dir, model_path) -> tuple[np.ndarray, np.ndarray]:
             "data. Point --data-dir at the data it trained on."
         )
     return images[val_idx], labels[val_idx]
+
+
+def newest_model(runs_dir="runs") -> tuple[Path, list[tuple[Path, str]]]:
+    """The model `evaluate.py` takes when none is named, and the newer ones it
+    passed over, each with its run's status.
+
+    That is the newest `model.keras` under `runs_dir` whose run.json does not
+    say its run failed (one stopped by a NaN loss may have saved a model
+    before: not the one to evaluate unasked), else the default pretrained model.
+    """
+    candidates = sorted(Path(runs_dir).glob("**/model.keras"),
+                        key=lambda p: p.stat().st_mtime, reverse=True)
+    skipped = []
+    for path in candidates:
+        status = _run_status(path)
+        if not status.startswith("failed"):
+            return path, skipped
+        skipped.append((path, status))
+    try:
+        return pretrained_path(), skipped
+    except ModelFileError:
+        found = (f"the {len(skipped)} model.keras under {Path(runs_dir).resolve()} "
+                 "are from failed runs" if skipped
+                 else f"no model.keras under {Path(runs_dir).resolve()}")
+        raise ModelFileError(
+            f"No model to evaluate: {found} and no pretrained model is installed. "
+            "Train one with `python train.py` or pass --model-path."
+        ) from None
+
+
+def _run_status(model_path: Path) -> str:
+    """The status in the run.json beside a model ("" when there is none to read)."""
+    try:
+        status = json.loads((model_path.parent / "run.json").read_text()).get("status")
+    except (OSError, ValueError, AttributeError):
+        return ""
+    return status if isinstance(status, str) else ""
 
 
 def classification_metrics(

@@ -21,8 +21,8 @@ import keras
 
 from fer_keras import loading
 from fer_keras.classes import CLASS_NAMES
-from fer_keras.inference import Predictor
-from fer_keras.tta import resolve_mode, tta_views
+from fer_keras.inference import Predictor, check_model_path, check_pixel_scale
+from fer_keras.tta import resolve_mode
 
 DETECTORS = ("haar", "mtcnn")
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv")
@@ -202,48 +202,69 @@ def make_detector(name: str, **kwargs):
 
 
 def as_rgb(frame) -> np.ndarray:
-    """An RGB uint8 (H, W, 3) view of a grey, RGB or RGBA uint8/uint16 array."""
+    """An RGB uint8 (H, W, 3) view of a grey, RGB or RGBA frame of 0-255 pixels.
+
+    Pixels follow the package's one rule (`fer_keras.inference`): uint8, or
+    integers or floats in 0-255 (rounded); uint16 is read as 16-bit and
+    scaled down. Floats in [0, 1], other ranges and empty frames are refused
+    here, with what was received, rather than failing deep inside OpenCV.
+    """
     frame = np.asarray(frame)
-    if frame.dtype == np.uint16:
-        frame = (frame // 257).astype("uint8")
-    if frame.dtype != np.uint8:
-        raise ValueError(
-            "Frames must be uint8 (or uint16) pixel arrays; convert floats with "
-            f"(x * 255).astype('uint8'). Received: dtype={frame.dtype}"
-        )
+    shape = frame.shape
     if frame.ndim == 3 and frame.shape[-1] == 1:
         frame = frame[..., 0]
+    if not (frame.ndim == 2 or (frame.ndim == 3 and frame.shape[-1] in (3, 4))):
+        raise ValueError(
+            "Frames must be grey (H, W), RGB (H, W, 3) or RGBA (H, W, 4). "
+            f"Received: shape={shape}"
+        )
+    if frame.size == 0:
+        raise ValueError(
+            "Frames must have at least one pixel (an empty frame often comes from a "
+            f"failed read or a crop outside the image). Received: shape={shape}"
+        )
+    if frame.dtype == np.uint16:
+        frame = (frame // 257).astype("uint8")
+    elif frame.dtype != np.uint8:
+        if not (np.issubdtype(frame.dtype, np.integer) or np.issubdtype(frame.dtype, np.floating)):
+            raise ValueError(
+                "Frames must be arrays of 0-255 pixels: uint8, or integers or floats "
+                f"in 0-255 (or uint16, 16-bit). Received: dtype={frame.dtype}"
+            )
+        check_pixel_scale(frame, name="frame")
+        low, high = frame.min(), frame.max()
+        if not (low >= 0 and high <= 255):
+            raise ValueError(
+                "Frames must be arrays of 0-255 pixels: uint8, or integers or floats "
+                f"in 0-255 (or uint16, 16-bit). Received: pixels in [{low}, {high}] "
+                f"(dtype={frame.dtype})"
+            )
+        if np.issubdtype(frame.dtype, np.floating):
+            frame = np.rint(frame)
+        frame = frame.astype("uint8")
     if frame.ndim == 2:
         return np.repeat(frame[..., None], 3, axis=-1)
-    if frame.ndim == 3 and frame.shape[-1] in (3, 4):
-        return frame[..., :3]
-    raise ValueError(
-        "Frames must be grey (H, W), RGB (H, W, 3) or RGBA (H, W, 4). "
-        f"Received: shape={frame.shape}"
-    )
+    return frame[..., :3]
 
 
 def load_image(path, max_pixels: int = MAX_IMAGE_PIXELS) -> np.ndarray:
     """Reads any image file Pillow knows as RGB uint8 (H, W, 3), upright.
 
     Handles what photos come as: EXIF rotation, palette, alpha (laid on white),
-    16-bit and bilevel images. Raises `ImageFileError` naming the file for a
-    missing, truncated, non-image or too large (over `max_pixels`) file.
+    16-bit, float and bilevel images, by the rules of `fer_keras.images`,
+    which training data is decoded with too. Raises `ImageFileError` naming
+    the file for a missing, truncated, non-image or too large (over
+    `max_pixels`) file.
     """
-    from PIL import Image, ImageOps, UnidentifiedImageError
+    from PIL import Image, UnidentifiedImageError
+
+    from fer_keras import images as image_decoder
 
     path = Path(path)
     if not path.is_file():
         raise ImageFileError(f"{path}: no such file.")
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(path) as image:
-                width, height = image.size
-                if width * height > max_pixels:
-                    raise Image.DecompressionBombError(f"{width}x{height} pixels")
-                image.load()
-                image = ImageOps.exif_transpose(image)
+        image = image_decoder.open_image(path, max_pixels=max_pixels)
     except UnidentifiedImageError:
         raise ImageFileError(
             f"{path} is not an image file Pillow can read (expected e.g. JPEG, PNG, "
@@ -260,20 +281,10 @@ def load_image(path, max_pixels: int = MAX_IMAGE_PIXELS) -> np.ndarray:
 
 
 def _pil_to_rgb(image) -> np.ndarray:
-    from PIL import Image
+    """RGB uint8 pixels of an open Pillow image, as training decodes them."""
+    from fer_keras import images as image_decoder
 
-    if image.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
-        pixels = np.asarray(image, dtype="float64")
-        top = 65535.0 if image.mode.startswith("I;16") or pixels.max() > 255 else 255.0
-        grey = np.clip(pixels / top * 255.0 + 0.5, 0, 255).astype("uint8")
-        return np.repeat(grey[..., None], 3, axis=-1)
-    if image.mode in ("RGBA", "LA", "PA") or (
-        image.mode == "P" and "transparency" in image.info
-    ):
-        rgba = image.convert("RGBA")
-        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-        image = Image.alpha_composite(background, rgba)
-    return np.asarray(image.convert("RGB"))
+    return image_decoder.to_array(image, "RGB")
 
 
 def is_video(path) -> bool:
@@ -327,9 +338,11 @@ class EmotionRecognizer:
             `color` attribute (True: it takes RGB, False: grey).
         margin: fraction of the face box added on each side before cropping;
             FER2013 faces are tight crops, so a small margin matches them.
-        tta: test-time augmentation (`fer_keras.tta`): True or "mirror" also
-            classifies each face mirrored, "ten_crop" ten views of it (ten
-            times the model's work), and averages the probabilities.
+        tta: test-time augmentation, one of `fer_keras.tta.TTA_MODES` as in
+            `Predictor` and `evaluate.py --tta`: "mirror" also classifies each
+            face mirrored, "ten_crop" ten views of it (ten times the model's
+            work), and averages the probabilities; True means "mirror", False
+            "none".
         detection_size: frames whose longest side exceeds it are detected on a
             copy downscaled to it (the crops still come from the full frame).
             Detection time grows with its square; the Haar detector misses
@@ -344,7 +357,7 @@ class EmotionRecognizer:
         model: "str | os.PathLike | keras.Model | None" = None,
         detector: "str | HaarDetector | MtcnnDetector" = "haar",
         margin: float = 0.1,
-        tta: bool | str = False,
+        tta: bool | str = "none",
         detection_size: int = 400,
         align: bool = True,
         batch_size: int = 64,
@@ -353,7 +366,8 @@ class EmotionRecognizer:
         if model is None:
             model = loading.load_pretrained()
         elif isinstance(model, (str, os.PathLike)):
-            pass  # the predictor loads a .keras file, or runs a .tflite one
+            # The predictor loads a .keras file, or runs a .tflite one.
+            check_model_path(model, runner="EmotionRecognizer")
         elif isinstance(model, keras.Model):
             loading.check_model(model, len(CLASS_NAMES), source=f"Model {model.name!r}")
         else:
@@ -369,15 +383,23 @@ class EmotionRecognizer:
             )
         # Compiles the bare forward pass once: much faster per frame than
         # model.predict, which builds a data pipeline on every call.
-        self.predictor = Predictor(model, batch_size=batch_size)
+        self.predictor = Predictor(model, batch_size=batch_size, tta=tta)
         self.model = self.predictor.model
         height, width = self.predictor.image_shape
         self.input_size = (width, height)
         self.detector = make_detector(detector) if isinstance(detector, str) else detector
         self.margin = float(margin)
-        self.tta = tta
         self.detection_size = int(detection_size)
         self.align = bool(align)
+
+    @property
+    def tta(self) -> str:
+        """The test-time augmentation of the crops (the predictor's)."""
+        return self.predictor.tta
+
+    @tta.setter
+    def tta(self, value: bool | str) -> None:
+        self.predictor.tta = value
 
     def detect(self, frame) -> list[Detection]:
         """The faces in one frame, in the frame's own pixel coordinates."""
@@ -418,15 +440,12 @@ class EmotionRecognizer:
         return cv2.resize(square, self.input_size, interpolation=cv2.INTER_AREA)
 
     def classify(self, crops) -> np.ndarray:
-        """Class probabilities (N, 7) of grey crops (N, H, W[, 1]) in `CLASS_NAMES` order."""
-        crops = np.asarray(crops, dtype="float32")
-        if crops.ndim == 3:
-            crops = crops[..., None]
+        """Class probabilities (N, 7) of grey 0-255 crops (N, H, W[, 1]) in
+        `CLASS_NAMES` order, averaged over the `tta` views of each."""
+        crops = np.asarray(crops)
         if len(crops) == 0:
             return np.zeros((0, len(CLASS_NAMES)), dtype="float32")
-        views = tta_views(crops, self.tta)
-        probs = self.predictor.predict_proba(np.concatenate(views))
-        return probs.reshape(len(views), len(crops), -1).mean(axis=0).astype("float32")
+        return self.predictor.predict_proba(crops)
 
     def predict(self, frame) -> list[Face]:
         """The faces of one frame (see `predict_batch`)."""
@@ -452,6 +471,8 @@ class EmotionRecognizer:
 
 
 def _grey(rgb):
+    """The frame in grey for detection and crops: OpenCV's luma, 40x faster on
+    a video frame than `images.to_grey` and within one grey level of it."""
     cv2 = import_cv2()
     return cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2GRAY)
 

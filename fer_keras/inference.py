@@ -16,6 +16,11 @@ classify one face on a CPU (benchmarks/README.md).
 Batches are cut into chunks of at most `batch_size` images. Under jax, a
 chunk is padded to a power of two (or to `batch_size`), so jax compiles a few
 shapes once instead of one per batch length.
+
+One rule for pixels, here and in `fer_keras.faces`: raw 0-255 values, as
+uint8 or as floats in 0-255. Floats that all lie in [0, 1] are refused
+(`check_pixel_scale`): the models rescale inputs themselves, so such an image
+would be read as nearly black and classified confidently wrong.
 """
 
 import os
@@ -27,6 +32,51 @@ import keras
 
 from fer_keras.classes import CLASS_NAMES
 from fer_keras.loading import ModelFileError, check_model, load_model
+from fer_keras.tta import num_views, resolve_mode, tta_views
+
+
+def check_pixel_scale(pixels: np.ndarray, name: str = "images") -> None:
+    """Raises a ValueError if `pixels` are floats that all lie in [0, 1].
+
+    The models take raw 0-255 pixels and rescale them themselves; [0, 1]
+    floats would pass every shape check and give confident, wrong answers.
+    An all-zero (black) image is the same on both scales, so it passes.
+    """
+    pixels = np.asarray(pixels)
+    if pixels.size == 0 or not np.issubdtype(pixels.dtype, np.floating):
+        return
+    low, high = pixels.min(), pixels.max()
+    if low >= 0 and 0 < high <= 1:
+        raise ValueError(
+            f"`{name}` must be raw 0-255 pixels, as uint8 or as floats in 0-255: the "
+            "models rescale them themselves, so [0, 1] floats read as a nearly black "
+            f"image. Multiply them by 255 first. Received: float pixels in [0, 1] "
+            f"(dtype={pixels.dtype}, max={float(high):.4g})"
+        )
+
+
+def check_model_path(path: str | os.PathLike, runner: str = "Predictor") -> None:
+    """Raises `ModelFileError` for an ONNX or SavedModel export, saying how to run it.
+
+    Without it, such a path fails as "not a Keras model file", which sends
+    the user looking for a file they already have.
+    """
+    path = Path(path)
+    if path.suffix.lower() == ".onnx":
+        what, how = "an ONNX export", (
+            "run it with onnxruntime (`fer_keras.export.load_exported(path, 'onnx')` "
+            "maps raw 0-255 grey (N, H, W, 1) images to logits)")
+    elif path.is_dir() and (path / "saved_model.pb").exists():
+        what, how = "a TensorFlow SavedModel export", (
+            "serve it with TF Serving or run it with TensorFlow "
+            "(`fer_keras.export.load_exported(path, 'saved_model')` maps raw 0-255 "
+            "grey (N, H, W, 1) images to logits)")
+    else:
+        return
+    raise ModelFileError(
+        f"{runner} runs .keras files and .tflite exports; {path} is {what}: {how}, "
+        "or pass the .keras file it was exported from."
+    )
 
 
 class Predictor:
@@ -35,7 +85,8 @@ class Predictor:
     Accepts one face of shape `(height, width)` or `(height, width, 1)`, or a
     batch of shape `(N, height, width)` or `(N, height, width, 1)`, with the
     model's height and width (48 x 48 for the zoo) and pixel values 0-255:
-    the models rescale inputs themselves.
+    the models rescale inputs themselves (floats in [0, 1] are refused, see
+    `check_pixel_scale`).
 
     Args:
         model: a `keras.Model` mapping `(N, H, W, 1)` to the 7 FER2013 logits,
@@ -43,6 +94,10 @@ class Predictor:
             `fer_keras.load_model`), or the path of a `.tflite` export of one.
         batch_size: the largest number of images computed at once.
         num_threads: CPU threads for a `.tflite` file (default: one per core).
+        tta: test-time augmentation, one of `fer_keras.tta.TTA_MODES`:
+            "mirror" averages each face's and its mirror image's probabilities,
+            "ten_crop" those of ten crops (ten times the work); True means
+            "mirror", False "none".
 
     Example:
 
@@ -56,7 +111,9 @@ class Predictor:
         model: keras.Model | str | os.PathLike,
         batch_size: int = 256,
         num_threads: int | None = None,
+        tta: bool | str = "none",
     ):
+        self.tta = tta  # checked before a model loads
         if isinstance(batch_size, bool) or int(batch_size) != batch_size or batch_size < 1:
             raise ValueError(
                 f"`batch_size` must be a positive integer. Received: batch_size={batch_size!r}"
@@ -66,6 +123,7 @@ class Predictor:
             self._init_litert(Path(model), num_threads)
             return
         if isinstance(model, (str, os.PathLike)):
+            check_model_path(model)
             model = load_model(model)
         elif isinstance(model, keras.Model):
             check_model(model, len(CLASS_NAMES))
@@ -118,16 +176,39 @@ class Predictor:
 
         self._forward = forward
 
+    @property
+    def tta(self) -> str:
+        """The test-time augmentation, one of `fer_keras.tta.TTA_MODES`."""
+        return self._tta
+
+    @tta.setter
+    def tta(self, value: bool | str) -> None:
+        self._tta = resolve_mode(value)
+
     def predict_proba(self, images) -> np.ndarray:
         """Probabilities of shape `(N, 7)`, columns in `CLASS_NAMES` order (N=1 for one face)."""
         x = self._as_batch(images)
         if len(x) == 0:
             return np.zeros((0, len(CLASS_NAMES)), dtype="float32")
-        chunks = [
-            self._run(x[start : start + self.batch_size])
-            for start in range(0, len(x), self.batch_size)
-        ]
+        # All views of a chunk in one forward pass of at most batch_size images.
+        step = max(1, self.batch_size // num_views(self.tta))
+        chunks = [self._averaged(x[start : start + step]) for start in range(0, len(x), step)]
         return chunks[0] if len(chunks) == 1 else np.concatenate(chunks)
+
+    def _averaged(self, x):
+        """Probabilities of a checked batch, averaged over its test-time views."""
+        if self.tta == "none":
+            views = x
+        else:
+            views = np.concatenate(tta_views(x, self.tta))
+        probs = [
+            self._run(views[start : start + self.batch_size])
+            for start in range(0, len(views), self.batch_size)
+        ]
+        probs = probs[0] if len(probs) == 1 else np.concatenate(probs)
+        if self.tta == "none":
+            return probs
+        return probs.reshape(-1, len(x), probs.shape[-1]).mean(axis=0, dtype="float32")
 
     def predict_labels(self, images) -> list[str]:
         """The most probable class name of each image (one name for one face)."""
@@ -162,6 +243,7 @@ class Predictor:
         else:
             raise ValueError(f"{expected}{_shape_hint(x.shape, h, w)} "
                              f"Received: images.shape={x.shape}")
+        check_pixel_scale(x)
         return np.ascontiguousarray(x, dtype="float32")
 
 

@@ -5,6 +5,8 @@ layer rescales them to [-1, 1] (the original's mean 0.5, std 0.5 after
 scaling to [0, 1]), so a saved model needs no preprocessing step. Every
 model returns `num_classes` logits. Layer names are deterministic,
 `f"{name}_block{i}_..."`, so Grad-CAM and tests can address them.
+`MODELS` (also `fer_keras.MODELS`) is the tuple of names in the zoo at the
+moment it is read, as `available_models()` returns it.
 
 `data_format="channels_first"` lays the feature maps out channels first
 behind the input (which stays (N, 48, 48, 1)): PyTorch trains that layout
@@ -288,7 +290,21 @@ def vgg(
     return keras.Model(inputs, _classifier(x, num_classes, name), name=name)
 
 
-MODELS: tuple[str, ...] = tuple(MODEL_REGISTRY)
+def available_models() -> tuple[str, ...]:
+    """The names in the zoo now, in registration order.
+
+    Read at each call, so models registered after import (`register_model`)
+    are listed, and offered by `train.py --model`, like the built-in ones.
+    """
+    return tuple(MODEL_REGISTRY)
+
+
+def __getattr__(name: str):
+    # `MODELS` is `available_models()` at each access: a constant taken at
+    # import would miss every model registered later.
+    if name == "MODELS":
+        return available_models()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def get_spec(name: str) -> ModelSpec:
@@ -309,7 +325,7 @@ def build_model(
     data_format: str = DEFAULT_DATA_FORMAT,
     **kwargs,
 ) -> keras.Model:
-    """Builds the uncompiled model `name` of the zoo (see `MODELS`).
+    """Builds the uncompiled model `name` of the zoo (see `available_models`).
 
     `model_name` names the Keras model and prefixes its layers (default:
     `name`); `data_format` lays out its feature maps (see `preferred_data_format`);

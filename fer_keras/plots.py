@@ -19,21 +19,54 @@ def pyplot():
     return plt
 
 
+# What Keras logs as "loss" is the loss the optimiser minimised: on augmented
+# batches, with the run's label smoothing, times its class weights (the seed
+# recipe weighs "happy" a sixteenth of "disgust"). "val_loss" is the plain
+# loss on the held-out images. On FER2013 the first is near 0.25 when the
+# second is near 2, so they get a panel each.
+TRAIN_LOSS_LABEL = ("training loss, as minimised\n"
+                    "(with the run's class weights, augmentation, label smoothing)")
+VAL_LOSS_LABEL = "validation loss\n(unweighted, plain images)"
+
+
 def plot_curves(history: Sequence[dict], path, title: str = "") -> Path:
-    """Training and validation loss and accuracy by epoch, side by side."""
+    """Training loss, validation loss and both accuracies by epoch, side by side.
+
+    The two losses are on separate panels: they measure different things
+    (`TRAIN_LOSS_LABEL`, `VAL_LOSS_LABEL`), so one scale would mislead.
+    """
     plt = pyplot()
+    from matplotlib.ticker import MaxNLocator
+
     epochs = [int(r["epoch"]) + 1 for r in history]
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
-    for ax, metric in zip(axes, ("loss", "accuracy")):
-        for prefix, style in (("", "-o"), ("val_", "-s")):
-            key = prefix + metric
-            if history and key in history[0]:
-                ax.plot(epochs, [float(r[key]) for r in history], style,
-                        label="validation" if prefix else "training", markersize=3)
+
+    def column(key):
+        return [float(r[key]) for r in history] if history and key in history[0] else None
+
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
+    panels = (
+        (axes[0], "loss", [("loss", TRAIN_LOSS_LABEL, "-o", "C0")]),
+        (axes[1], "loss", [("val_loss", VAL_LOSS_LABEL, "-s", "C1")]),
+        (axes[2], "accuracy", [("accuracy", "training (augmented batches)", "-o", "C0"),
+                               ("val_accuracy", "validation", "-s", "C1")]),
+    )
+    for ax, ylabel, lines in panels:
+        for key, label, style, color in lines:
+            values = column(key)
+            if values is not None:
+                ax.plot(epochs, values, style, color=color, label=label, markersize=3)
         ax.set_xlabel("epoch")
-        ax.set_ylabel(metric)
+        ax.set_ylabel(ylabel)
+        # A whole number of epochs; after the first one, just that tick.
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        if len(set(epochs)) == 1:
+            ax.set_xticks(epochs[:1])
         ax.grid(alpha=0.3)
-        ax.legend()
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=8)
+    axes[0].set_title("Training loss", fontsize=10)
+    axes[1].set_title("Validation loss", fontsize=10)
+    axes[2].set_title("Accuracy", fontsize=10)
     fig.suptitle(title)
     fig.tight_layout()
     fig.savefig(path, dpi=110)

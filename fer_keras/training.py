@@ -2,8 +2,9 @@
 
 A run folder holds `model.keras` (best validation accuracy), `history.csv`,
 `curves.png` (where matplotlib is installed), `run.json` and, while
-training, `backup/` (Keras' `BackupAndRestore`). Starting a run again with
-the same folder resumes after the last finished epoch.
+training, `backup/` (`fer_keras.backup`). Starting a run again with the same
+folder resumes after the last finished epoch, whenever the last one was
+killed.
 
 Two input pipelines feed `fit`: "tfdata" augments in a `tf.data` pipeline on
 the host, beside the training step (what a CPU wants: the two overlap);
@@ -11,15 +12,9 @@ the host, beside the training step (what a CPU wants: the two overlap);
 on the device that trains (what a GPU or TPU wants), with no TensorFlow.
 """
 
-import csv
 import dataclasses
 import json
-import math
-import os
-import platform
 import sys
-import time
-import warnings
 from pathlib import Path
 from typing import Sequence
 
@@ -27,22 +22,30 @@ import numpy as np
 
 import keras
 
+from fer_keras import backup as run_backup
 from fer_keras import data as fer_data
-from fer_keras.checkpoint import CommittedCheckpoint, read_checkpoint_state
 from fer_keras.augment import AugmentedModel, build_augmentation
+from fer_keras.callbacks import (  # noqa: F401 - public here since the first release
+    CurvesPlot, EpochStats, SaveBestModel, StopOnNaN, draw_curves,
+)
+from fer_keras.checkpoint import CommittedCheckpoint, read_checkpoint_state
 from fer_keras.classes import CLASS_NAMES
-from fer_keras.loading import load_model, pretrained_path, source_run
-from fer_keras.models import DEFAULT_DATA_FORMAT, build_model, copy_weights, resolve_data_format
-from fer_keras.plots import plot_curves
-from fer_keras.recipes import OPTIMIZERS, SCHEDULES, Recipe
-from fer_keras.runinfo import accelerators, cpu_has_bfloat16, environment_info
+from fer_keras.devices import (  # noqa: F401 - auto_precision is public here
+    auto_precision, distribution_scope, preserved_global_state, set_precision,
+)
+from fer_keras.errors import TrainingError, unknown
+from fer_keras.history import read_history, truncate_history, write_history
+from fer_keras.loading import ModelFileError, load_model, pretrained_path, source_run
+from fer_keras.models import DEFAULT_DATA_FORMAT, build_model, resolve_data_format
+from fer_keras.optimizers import add_l2, learning_rate_schedule, make_optimizer  # noqa: F401
+from fer_keras.recipes import Recipe
+from fer_keras.runinfo import environment_info
 
 
 PIPELINES: tuple[str, ...] = ("tfdata", "device")
 
-
-class TrainingError(RuntimeError):
-    """A run that cannot go on; the message says what to change."""
+# Kept for code that drew curves through the old private name.
+_draw_curves = draw_curves
 
 
 @dataclasses.dataclass
@@ -74,149 +77,6 @@ class TrainConfig:
     # no FER2013 folder but a packed copy (tools/pack_data.py). `data_dir`
     # then only names the source in run.json.
     train_arrays: tuple[np.ndarray, np.ndarray] | None = None
-
-
-class EpochStats(keras.callbacks.Callback):
-    """Adds the epoch's wall time and learning rate to the logs, for the CSV."""
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self._start = time.perf_counter()
-
-    def on_epoch_end(self, epoch, logs=None):
-        if logs is not None:
-            logs["epoch_time_s"] = time.perf_counter() - self._start
-            logs["learning_rate"] = float(
-                keras.ops.convert_to_numpy(self.model.optimizer.learning_rate)
-            )
-
-
-class CurvesPlot(keras.callbacks.Callback):
-    """Redraws curves.png from history.csv after each epoch, so a long run
-    (or an interrupted one) shows its progress, not only a finished one."""
-
-    def __init__(self, history_path: Path, title: str):
-        super().__init__()
-        self.history_path = Path(history_path)
-        self.title = title
-
-    def on_epoch_end(self, epoch, logs=None):
-        history = _read_history(self.history_path)
-        if history:
-            _draw_curves(history, self.history_path.parent / "curves.png", self.title)
-
-
-def _draw_curves(history: list[dict], path: Path, title: str) -> None:
-    """Draws curves.png where matplotlib is installed, else warns and goes on.
-
-    The curves only picture history.csv, which every run writes, so a machine
-    without matplotlib (a bare GPU image) trains all the same.
-    """
-    try:
-        plot_curves(history, path, title=title)
-    except ModuleNotFoundError as err:
-        if (err.name or "").partition(".")[0] != "matplotlib":
-            raise
-        warnings.warn(
-            f"matplotlib is not installed, so {path.name} is not drawn; the "
-            f"curves are in {path.with_name('history.csv')}. pip install "
-            "matplotlib to get the picture.",
-            stacklevel=2,
-        )
-
-
-class SaveBestModel(keras.callbacks.Callback):
-    """Saves `model` whenever `monitor` beats its best value so far.
-
-    The model to save is named, not taken from `fit`, so a training harness
-    (`AugmentedModel`) never lands in the file; the file is written beside
-    the old one and renamed over it, so an interrupt leaves no half file.
-    `save_as`, a model of the same zoo entry in another layout, receives the
-    weights and is saved instead: files stay channels-last whatever layout
-    trained them.
-    """
-
-    def __init__(self, path: Path, model: keras.Model, monitor: str = "val_accuracy",
-                 best: float | None = None, save_as: keras.Model | None = None):
-        super().__init__()
-        self.path = Path(path)
-        self.saved_model = model
-        self.monitor = monitor
-        self.best = best
-        self.save_as = save_as
-
-    def on_epoch_end(self, epoch, logs=None):
-        value = (logs or {}).get(self.monitor)
-        if value is None or (self.best is not None and not float(value) > self.best):
-            return
-        partial = self.path.with_name(f"{self.path.stem}.partial.keras")
-        if self.save_as is None:
-            self.saved_model.save(partial)
-        else:
-            copy_weights(self.saved_model, self.save_as)
-            self.save_as.save(partial)
-        os.replace(partial, self.path)
-        self.best = float(value)
-
-
-class StopOnNaN(keras.callbacks.TerminateOnNaN):
-    """Stops at the first non-finite loss and remembers where, to say so."""
-
-    nan_at = None
-
-    def on_batch_end(self, batch, logs=None):
-        loss = (logs or {}).get("loss")
-        if loss is not None and not math.isfinite(float(loss)):
-            self.nan_at = batch
-        super().on_batch_end(batch, logs)
-
-
-def learning_rate_schedule(recipe: Recipe, steps_per_epoch: int):
-    """The constant rate, or cosine decay after a linear warm-up, per step."""
-    if recipe.schedule not in SCHEDULES:
-        raise ValueError(
-            f"Unknown schedule {recipe.schedule!r}. Expected one of: {SCHEDULES}."
-        )
-    if recipe.schedule == "constant":
-        return recipe.lr
-    total = max(1, recipe.epochs * steps_per_epoch)
-    warmup = min(recipe.warmup_epochs * steps_per_epoch, total - 1)
-    return keras.optimizers.schedules.CosineDecay(
-        initial_learning_rate=recipe.lr if warmup == 0 else 0.0,
-        decay_steps=total - warmup,
-        warmup_target=recipe.lr if warmup else None,
-        warmup_steps=warmup,
-    )
-
-
-def make_optimizer(recipe: Recipe, steps_per_epoch: int) -> keras.optimizers.Optimizer:
-    """The recipe's optimizer; L2 for adam/sgd is added to the weights instead."""
-    lr = learning_rate_schedule(recipe, steps_per_epoch)
-    if recipe.optimizer == "adam":
-        return keras.optimizers.Adam(learning_rate=lr)
-    if recipe.optimizer == "adamw":
-        return keras.optimizers.AdamW(learning_rate=lr, weight_decay=recipe.weight_decay)
-    if recipe.optimizer == "sgd":
-        return keras.optimizers.SGD(
-            learning_rate=lr, momentum=recipe.momentum, nesterov=True
-        )
-    raise ValueError(
-        f"Unknown optimizer {recipe.optimizer!r}. Expected one of: {OPTIMIZERS}."
-    )
-
-
-def add_l2(model: keras.Model, weight_decay: float) -> None:
-    """PyTorch-style coupled weight decay: L2 on every trainable kernel.
-
-    `weight_decay` means what it means in `torch.optim` (the gradient gets
-    `weight_decay * w`), hence the factor 1/2. The penalty sits on the
-    variables, not in the layer configs, so saved models stay plain.
-    """
-    if weight_decay <= 0:
-        return
-    l2 = keras.regularizers.L2(weight_decay / 2.0)
-    for variable in model.trainable_weights:
-        if len(variable.shape) > 1:
-            variable.regularizer = l2
 
 
 def init_source(init_from: str, model_name: str) -> Path:
@@ -258,7 +118,13 @@ def init_weights(model: keras.Model, path: Path, model_name: str) -> None:
     Fine-tuning and a second learning-rate cycle (warm restart) both start here;
     the optimizer starts fresh. A resumed run still continues from its backup.
     """
-    source = load_model(path, num_classes=model.outputs[0].shape[-1])
+    try:
+        source = load_model(path, num_classes=model.outputs[0].shape[-1])
+    except ModelFileError as err:
+        raise ModelFileError(
+            f"--init-from {path}: {err} Pass a model.keras of the same --model, "
+            "or 'pretrained'."
+        ) from err
     expected = [tuple(w.shape) for w in model.weights]
     received = [tuple(w.shape) for w in source.weights]
     if expected != received:
@@ -278,32 +144,6 @@ def _one_hot(dataset, num_classes):
         return (batch[0], tf.one_hot(batch[1], num_classes), *batch[2:])
 
     return dataset.map(convert, num_parallel_calls=tf.data.AUTOTUNE)
-
-
-def _read_history(path: Path) -> list[dict]:
-    if not path.exists():
-        return []
-    with open(path, newline="") as f:
-        return list(csv.DictReader(f))
-
-
-def _truncate_history(path: Path, epochs_done: int) -> list[dict]:
-    """Keeps the rows of finished epochs, so a resumed run has no gap or repeat."""
-    rows = _read_history(path)
-    kept = [r for r in rows if int(r["epoch"]) < epochs_done]
-    if len(kept) != len(rows):
-        _write_history(path, kept)
-    return kept
-
-
-def _write_history(path: Path, rows: list[dict]) -> None:
-    partial = path.with_name(f"{path.name}.partial")
-    with open(partial, "w", newline="") as f:
-        if rows:
-            writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-            writer.writeheader()
-            writer.writerows(rows)
-    os.replace(partial, path)
 
 
 def _checkpoint_identity(config: TrainConfig) -> dict:
@@ -344,93 +184,25 @@ def check_checkpoint(path: Path, config: TrainConfig) -> dict:
     return state
 
 
-def _epochs_done(backup_dir: Path) -> int:
-    meta = backup_dir / "training_metadata.json"
-    if not meta.exists():
-        return 0
-    return int(json.loads(meta.read_text())["epoch"])
-
-
-def auto_precision(devices: list[str], cpu_bfloat16: bool) -> str:
-    """The dtype policy `--mixed-precision auto` picks for these devices.
-
-    float16 on GPUs, bfloat16 on TPUs and on CPUs with native bfloat16;
-    float32 on other CPUs, where emulated bfloat16 measured 2.4x slower.
-    """
-    if devices:
-        return "mixed_bfloat16" if "TPU" in devices[0].upper() else "mixed_float16"
-    return "mixed_bfloat16" if cpu_bfloat16 else "float32"
-
-
-def _set_precision(mixed_precision: str | None) -> str:
-    if mixed_precision in (None, "", "off", "float32"):
-        policy = "float32"
-    elif mixed_precision == "auto":
-        policy = auto_precision(accelerators(), cpu_has_bfloat16())
-    elif mixed_precision in ("bfloat16", "float16"):
-        policy = f"mixed_{mixed_precision}"
-    else:
-        raise ValueError(
-            "`mixed_precision` must be one of off, auto, bfloat16, float16. "
-            f"Received: mixed_precision={mixed_precision!r}"
-        )
-    keras.config.set_dtype_policy(policy)
-    return policy
-
-
-def _distribution_scope(distribute: bool):
-    """A context to build and compile the model in, for several devices."""
-    import contextlib
-
-    if not distribute:
-        return contextlib.nullcontext()
-    backend = keras.backend.backend()
-    if backend == "jax":
-        keras.distribution.set_distribution(keras.distribution.DataParallel())
-        return contextlib.nullcontext()
-    if backend == "tensorflow":
-        import tensorflow as tf
-
-        try:
-            resolver = tf.distribute.cluster_resolver.TPUClusterResolver()
-            tf.config.experimental_connect_to_cluster(resolver)
-            tf.tpu.experimental.initialize_tpu_system(resolver)
-            strategy = tf.distribute.TPUStrategy(resolver)
-        except (ValueError, RuntimeError):
-            strategy = tf.distribute.MirroredStrategy()
-        return strategy.scope()
-    raise TrainingError(
-        "Training on several devices is supported under the jax and tensorflow "
-        f"backends. Received: backend={backend!r}; use --backend jax or "
-        "--backend tensorflow, or drop --distribute."
-    )
-
-
-def _split_counts(labels) -> dict:
-    return {"total": int(len(labels)), **fer_data.class_counts(labels)}
-
-
 def train(config: TrainConfig) -> dict:
     """Trains one model, or `config.folds` models for cross-validation.
 
     Returns the run summary that is also written to `run.json`.
     """
     if config.pipeline not in PIPELINES:
-        raise ValueError(
-            f"Unknown pipeline {config.pipeline!r}. Expected one of: "
-            f"{', '.join(PIPELINES)}. Received: pipeline={config.pipeline!r}"
-        )
+        raise unknown("pipeline", config.pipeline, PIPELINES)
     resolve_data_format(config.data_format)
-    if config.folds > 1:
-        if config.checkpoint:
-            raise TrainingError(
-                "--checkpoint keeps one run's weights; cross-validation trains "
-                f"{config.folds} models. Drop --checkpoint or --folds."
-            )
-        return _cross_validate(config)
-    data_dir, images, labels = _training_split(config)
-    train_idx, val_idx = fer_data.train_val_split(labels, config.val_split, config.seed)
-    return _fit_one(config, data_dir, images, labels, train_idx, val_idx)
+    if config.folds > 1 and config.checkpoint:
+        raise TrainingError(
+            "--checkpoint keeps one run's weights; cross-validation trains "
+            f"{config.folds} models. Drop --checkpoint or --folds."
+        )
+    with preserved_global_state():
+        if config.folds > 1:
+            return _cross_validate(config)
+        data_dir, images, labels = _training_split(config)
+        train_idx, val_idx = fer_data.train_val_split(labels, config.val_split, config.seed)
+        return _fit_one(config, data_dir, images, labels, train_idx, val_idx)
 
 
 def _training_split(config: TrainConfig) -> tuple[str | Path, np.ndarray, np.ndarray]:
@@ -505,18 +277,40 @@ def full_epoch_steps(num_train: int, batch_size: int) -> int:
     return max(1, int(num_train) // int(batch_size))
 
 
+def stream_seed(seed: int, first_epoch: int) -> int:
+    """The seed of the random streams of a run that starts at `first_epoch`."""
+    if first_epoch == 0:
+        return int(seed)
+    return int(np.random.SeedSequence((int(seed), int(first_epoch))).generate_state(1)[0] >> 1)
+
+
+def _expected_start(config: TrainConfig, out: Path) -> int:
+    """The epoch a rerun will start from, before anything is loaded."""
+    backups = run_backup.list_backups(out / "backup")
+    if backups:
+        return backups[0].epochs
+    if config.checkpoint and Path(config.checkpoint).exists():
+        return int(read_checkpoint_state(Path(config.checkpoint)).get("epoch", 0))
+    return 0
+
+
 def prepare_fit(config: TrainConfig, images: np.ndarray, labels: np.ndarray,
-                train_idx: np.ndarray, val_idx: np.ndarray) -> FitSetup:
+                train_idx: np.ndarray, val_idx: np.ndarray, first_epoch: int = 0) -> FitSetup:
     """Seeds, precision, input pipelines, class weights and the compiled model.
 
     `train` fits what this returns; benchmarks/bench_time_to_accuracy.py
     times the same objects, so it measures what a run does. `model` is the
     zoo model (the one to save); `trainer` is what `fit` trains: `model`
     itself, or `model` behind its augmentation under the "device" pipeline.
+
+    A run that resumes at `first_epoch` > 0 draws its shuffles, augmentations
+    and dropout from a seed of its own: with the run's seed it would replay
+    the images and views of its first epochs at every restart.
     """
     recipe = config.recipe
-    keras.utils.set_random_seed(config.seed)
-    policy = _set_precision(config.mixed_precision)
+    seed = stream_seed(config.seed, first_epoch)
+    keras.utils.set_random_seed(seed)
+    policy = set_precision(config.mixed_precision)
     num_classes = len(CLASS_NAMES)
 
     on_device = config.pipeline == "device"
@@ -524,14 +318,14 @@ def prepare_fit(config: TrainConfig, images: np.ndarray, labels: np.ndarray,
     val_batch_size = max(recipe.batch_size, 256)
     if on_device:
         train_data = fer_data.ArrayBatches(
-            images[train_idx], labels[train_idx], recipe.batch_size, num_classes, config.seed
+            images[train_idx], labels[train_idx], recipe.batch_size, num_classes, seed
         )
         val_data = (images[val_idx].astype(np.float32),
                     np.eye(num_classes, dtype=np.float32)[labels[val_idx]])
     else:
         train_data = _one_hot(fer_data.make_dataset(
             images[train_idx], labels[train_idx], batch_size=recipe.batch_size,
-            training=True, augment=recipe.augment, seed=config.seed,
+            training=True, augment=recipe.augment, seed=seed,
         ), num_classes)
         val_data = _one_hot(fer_data.make_dataset(
             images[val_idx], labels[val_idx], batch_size=val_batch_size
@@ -541,7 +335,7 @@ def prepare_fit(config: TrainConfig, images: np.ndarray, labels: np.ndarray,
 
     init_path = config.init_from and init_source(config.init_from, config.model)
     data_format = resolve_data_format(config.data_format)
-    with _distribution_scope(config.distribute):
+    with distribution_scope(config.distribute):
         model = build_model(config.model, num_classes=num_classes, data_format=data_format)
         if init_path:
             check_same_split(init_path, config.seed, config.val_split)
@@ -549,7 +343,7 @@ def prepare_fit(config: TrainConfig, images: np.ndarray, labels: np.ndarray,
         add_l2(model, recipe.weight_decay if recipe.optimizer != "adamw" else 0.0)
         trainer = model
         if on_device:
-            trainer = AugmentedModel(model, build_augmentation(recipe.augment, config.seed))
+            trainer = AugmentedModel(model, build_augmentation(recipe.augment, seed))
         trainer.compile(
             optimizer=make_optimizer(recipe, steps),
             loss=keras.losses.CategoricalCrossentropy(
@@ -573,143 +367,185 @@ def prepare_fit(config: TrainConfig, images: np.ndarray, labels: np.ndarray,
     )
 
 
-def _fit_one(config, data_dir, images, labels, train_idx, val_idx, fold=None) -> dict:
-    recipe = config.recipe
-    out = Path(config.output_dir)
-    out.mkdir(parents=True, exist_ok=True)
+@dataclasses.dataclass
+class _Start:
+    """Where a run starts: its first epoch, and the best validation accuracy
+    that `model.keras` already holds (None: no best model yet)."""
+
+    epoch: int = 0
+    best: float | None = None
+    from_checkpoint: bool = False
+
+
+def _completed_run(out: Path) -> dict | None:
     run_path = out / "run.json"
-    if run_path.exists() and (out / "model.keras").exists():
-        previous = json.loads(run_path.read_text())
-        if previous.get("status") == "completed":
-            print(f"{out} holds a completed run; nothing to do. "
-                  "Choose another --output-dir to train again.")
-            return previous
+    if not (run_path.exists() and (out / "model.keras").exists()):
+        return None
+    previous = json.loads(run_path.read_text())
+    return previous if previous.get("status") == "completed" else None
 
-    setup = prepare_fit(config, images, labels, train_idx, val_idx)
-    model, trainer, steps = setup.model, setup.trainer, setup.steps_per_epoch
-    data_format, init_path = setup.data_format, setup.init_path
-    num_classes = len(CLASS_NAMES)
 
-    backup_dir = out / "backup"
+def _resume(config: TrainConfig, setup: FitSetup, out: Path) -> _Start:
+    """Loads the newest usable backup, else the committed checkpoint, and
+    cuts `history.csv` to the epochs the loaded weights have seen."""
     history_path = out / "history.csv"
-    done = _epochs_done(backup_dir)
+    loaded = run_backup.restore(setup.trainer, out / "backup")
+    if loaded:
+        rows = read_history(history_path)
+        best = max((float(r["val_accuracy"]) for r in rows), default=None)
+        truncate_history(history_path, loaded.epochs)
+        print(f"Resuming {out} after epoch {loaded.epochs} of {config.recipe.epochs}.")
+        # model.keras is the best of every epoch written, kept or not.
+        return _Start(loaded.epochs, best if (out / "model.keras").exists() else None)
     checkpoint = config.checkpoint and Path(config.checkpoint)
-    restored = None
-    if not done and checkpoint and checkpoint.exists():
+    if checkpoint and checkpoint.exists():
         # The run folder is gone (or new): continue from the committed weights,
         # with a fresh optimizer whose schedule stands at the checkpoint's epoch.
         state = check_checkpoint(checkpoint, config)
-        init_weights(model, checkpoint, config.model)
-        restored = int(state["epoch"])
-        _write_history(history_path, state.get("history", [])[:restored])
-        trainer.optimizer.iterations.assign(restored * steps)
-        print(f"Continuing from the checkpoint {checkpoint} after epoch {restored} of "
-              f"{recipe.epochs} (its weights, a fresh optimizer).")
-    previous_rows = _truncate_history(history_path, done or restored or 0)
-    # After a checkpoint, the best model so far was lost with its folder: the
-    # best model of this run is the best since then.
-    best = None if restored else max(
-        (float(r["val_accuracy"]) for r in previous_rows), default=None
-    )
-    if done:
-        print(f"Resuming {out} after epoch {done} of {recipe.epochs}.")
-    channels_last = None if data_format == DEFAULT_DATA_FORMAT else build_model(
+        init_weights(setup.model, checkpoint, config.model)
+        epoch = int(state["epoch"])
+        write_history(history_path, state.get("history", [])[:epoch])
+        setup.trainer.optimizer.iterations.assign(epoch * setup.steps_per_epoch)
+        print(f"Continuing from the checkpoint {checkpoint} after epoch {epoch} of "
+              f"{config.recipe.epochs} (its weights, a fresh optimizer).")
+        # The best model so far was lost with its folder: this run's best
+        # model is the best since then.
+        return _Start(epoch, None, from_checkpoint=True)
+    truncate_history(history_path, 0)
+    return _Start()
+
+
+def _callbacks(config: TrainConfig, setup: FitSetup, out: Path, start: _Start,
+               nan_guard: StopOnNaN) -> list[keras.callbacks.Callback]:
+    num_classes = len(CLASS_NAMES)
+    history_path = out / "history.csv"
+    channels_last = None if setup.data_format == DEFAULT_DATA_FORMAT else build_model(
         config.model, num_classes=num_classes, data_format=DEFAULT_DATA_FORMAT
     )
-
-    nan_guard = StopOnNaN()
     callbacks = [
         EpochStats(),
         keras.callbacks.CSVLogger(str(history_path), append=True),
-        SaveBestModel(out / "model.keras", model, best=best, save_as=channels_last),
-        keras.callbacks.BackupAndRestore(
-            str(backup_dir), save_freq=config.backup_every or "epoch"
-        ),
+        SaveBestModel(out / "model.keras", setup.model, best=start.best,
+                      save_as=channels_last),
+        run_backup.RunBackup(out / "backup", save_freq=config.backup_every or "epoch"),
         nan_guard,
         CurvesPlot(history_path, title=f"{config.model} ({config.recipe_name})"),
     ]
-    if checkpoint:
+    if config.checkpoint:
         callbacks.append(CommittedCheckpoint(
-            checkpoint, model, every=config.checkpoint_every,
+            Path(config.checkpoint), setup.model, every=config.checkpoint_every,
             # An uncompiled copy: the optimizer's state stays out of the file.
             save_as=channels_last or build_model(config.model, num_classes=num_classes),
             state=lambda: {
                 **_checkpoint_identity(config),
                 "command": list(config.command or sys.argv),
-                "steps_per_epoch": steps,
-                "history": _read_history(history_path),
+                "steps_per_epoch": setup.steps_per_epoch,
+                "history": read_history(history_path),
             },
         ))
-    callbacks.extend(config.callbacks)
-    class_weight = setup.class_weight
-    info = {
+    return callbacks + list(config.callbacks)
+
+
+def _run_record(config, setup: FitSetup, start: _Start, data_dir, labels,
+                train_idx, val_idx, fold) -> dict:
+    """What run.json says while the run trains."""
+    def split_counts(idx):
+        return {"total": int(len(idx)), **fer_data.class_counts(labels[idx])}
+
+    return {
         "status": "running",
         "model": config.model,
         "recipe_name": config.recipe_name,
-        "recipe": recipe.to_dict(),
+        "recipe": config.recipe.to_dict(),
         "command": list(config.command or sys.argv),
         "seed": config.seed,
-        "init_from": init_path and str(init_path),
-        "checkpoint": checkpoint and str(checkpoint),
-        "continued_from_checkpoint_after_epoch": restored,
+        "init_from": setup.init_path and str(setup.init_path),
+        "checkpoint": config.checkpoint and str(config.checkpoint),
+        "continued_from_checkpoint_after_epoch": start.epoch if start.from_checkpoint else None,
         "dtype_policy": setup.dtype_policy,
         "data_dir": str(data_dir),
-        "data": {
-            "train": _split_counts(labels[train_idx]),
-            "val": _split_counts(labels[val_idx]),
-        },
+        "data": {"train": split_counts(train_idx), "val": split_counts(val_idx)},
         "val_split": config.val_split,
         # Which images were held out: fold `fold` of `folds`, else `val_split`.
         "folds": config.folds if fold else 1,
         "fold": fold,
-        "steps_per_epoch": steps,
+        "steps_per_epoch": setup.steps_per_epoch,
         "pipeline": config.pipeline,
-        "data_format": data_format,
-        "class_weight": class_weight,
-        "params": int(model.count_params()),
+        "data_format": setup.data_format,
+        "class_weight": setup.class_weight,
+        "params": int(setup.model.count_params()),
         **environment_info(),
     }
-    run_path.write_text(json.dumps(info, indent=2))
 
-    trainer.fit(
+
+def _write_json(path: Path, record: dict) -> None:
+    partial = path.with_name(f"{path.name}.partial")
+    partial.write_text(json.dumps(record, indent=2))
+    partial.replace(path)
+
+
+def _summary(info: dict, out: Path) -> dict:
+    """run.json of a completed run: the record plus what the epochs gave."""
+    history = read_history(out / "history.csv")
+    best_row = max(history, key=lambda r: float(r["val_accuracy"]))
+    times = [float(r["epoch_time_s"]) for r in history if r.get("epoch_time_s")]
+    return {
+        **info,
+        "status": "completed",
+        "epochs": len(history),
+        "best_epoch": int(best_row["epoch"]) + 1,
+        "best_val_accuracy": float(best_row["val_accuracy"]),
+        "final": {k: float(v) for k, v in history[-1].items() if k != "epoch"},
+        "epoch_time_s": times,
+        "mean_epoch_time_s": float(np.mean(times[1:] or times)) if times else None,
+        "model_path": str(out / "model.keras"),
+    }
+
+
+def _fit_one(config, data_dir, images, labels, train_idx, val_idx, fold=None) -> dict:
+    """One run, in the order a reader checks it: done already? set up, resume,
+    record, fit, then say how it ended."""
+    out = Path(config.output_dir)
+    previous = _completed_run(out)
+    if previous:
+        print(f"{out} holds a completed run; nothing to do. "
+              "Choose another --output-dir to train again.")
+        return previous
+
+    setup = prepare_fit(config, images, labels, train_idx, val_idx,
+                        first_epoch=_expected_start(config, out))
+    if config.checkpoint and Path(config.checkpoint).exists():
+        check_checkpoint(Path(config.checkpoint), config)
+    out.mkdir(parents=True, exist_ok=True)
+    start = _resume(config, setup, out)
+    nan_guard = StopOnNaN()
+    callbacks = _callbacks(config, setup, out, start, nan_guard)
+    info = _run_record(config, setup, start, data_dir, labels, train_idx, val_idx, fold)
+    _write_json(out / "run.json", info)
+
+    setup.trainer.fit(
         setup.train_data,
         validation_data=setup.val_data,
         validation_batch_size=setup.validation_batch_size,
-        epochs=recipe.epochs,
-        initial_epoch=restored or 0,
-        steps_per_epoch=steps,
-        class_weight=class_weight,
+        epochs=config.recipe.epochs,
+        initial_epoch=start.epoch,
+        steps_per_epoch=setup.steps_per_epoch,
+        class_weight=setup.class_weight,
         callbacks=callbacks,
         verbose=config.verbose,
         shuffle=False,
     )
     if nan_guard.nan_at is not None:
-        info["status"] = "failed: non-finite loss"
-        run_path.write_text(json.dumps(info, indent=2))
+        _write_json(out / "run.json", {**info, "status": "failed: non-finite loss"})
         raise TrainingError(
             f"The loss became NaN or infinite (batch {nan_guard.nan_at} of the last "
             f"epoch) and training stopped. Lower the learning rate (--lr, now "
-            f"{recipe.lr}), or turn off --mixed-precision, then start again with a "
+            f"{config.recipe.lr}), or turn off --mixed-precision, then start again with a "
             "new --output-dir."
         )
-
-    history = _read_history(history_path)
-    _draw_curves(history, out / "curves.png", f"{config.model} ({config.recipe_name})")
-    best_row = max(history, key=lambda r: float(r["val_accuracy"]))
-    times = [float(r["epoch_time_s"]) for r in history if r.get("epoch_time_s")]
-    info.update(
-        {
-            "status": "completed",
-            "epochs": len(history),
-            "best_epoch": int(best_row["epoch"]) + 1,
-            "best_val_accuracy": float(best_row["val_accuracy"]),
-            "final": {k: float(v) for k, v in history[-1].items() if k != "epoch"},
-            "epoch_time_s": times,
-            "mean_epoch_time_s": float(np.mean(times[1:] or times)) if times else None,
-            "model_path": str(out / "model.keras"),
-        }
-    )
-    run_path.write_text(json.dumps(info, indent=2))
+    info = _summary(info, out)
+    _write_json(out / "run.json", info)
+    run_backup.remove(out / "backup")
     print(
         f"Best validation accuracy {info['best_val_accuracy']:.4f} at epoch "
         f"{info['best_epoch']}; model saved to {out / 'model.keras'}"

@@ -11,7 +11,10 @@ per view:
   ten-crop evaluation of small FER2013 CNNs, here without a smaller input
   size, so the models need no change.
 
-The views are computed in NumPy, so every backend sees the same pixels.
+The views are computed in NumPy, so every backend sees the same pixels. They
+do not depend on the pixels' scale; the models do, and `Predictor` and
+`EmotionRecognizer` check it on the images they are given
+(`fer_keras.inference.check_pixel_scale`), before the views, which are floats.
 """
 
 import numpy as np
@@ -35,6 +38,11 @@ def resolve_mode(tta: bool | str | None) -> str:
             f"{', '.join(TTA_MODES)} (or True for mirror). Received: tta={tta!r}"
         )
     return tta
+
+
+def num_views(tta: bool | str | None) -> int:
+    """How many views `tta_views` makes of each image: the forward passes per image."""
+    return {"none": 1, "mirror": 2, "ten_crop": 10}[resolve_mode(tta)]
 
 
 def tta_views(

@@ -1,6 +1,7 @@
 """Tests for fer_keras.augment under the current KERAS_BACKEND."""
 
 import math
+import warnings
 
 import keras
 import numpy as np
@@ -206,9 +207,170 @@ def test_augmented_model_augments_only_in_training():
 
 
 def test_augmented_model_trains_compiled_under_jax():
-    """Keras' RandomRotation opts out of XLA (TensorFlow's warp has no XLA
-    kernel); RandomAffine opts back in under jax, where its warp is jax code,
-    or a model holding it would train op by op."""
+    """TensorFlow's warp op has no XLA kernel, so RandomAffine opts out of
+    compilation there; under jax its warp is jax code, and it opts in, or a
+    model holding it would train op by op."""
     wrapped = augment.AugmentedModel(_identity_model(), build_augmentation("strong"))
     wrapped.compile(optimizer="sgd", loss="mse")
     assert wrapped.jit_compile is (keras.backend.backend() == "jax")
+
+
+# RandomAffine on Keras' public API -----------------------------------------
+
+
+def _forced_draws(monkeypatch, row):
+    """Makes every image's six uniform draws `row`, on both of RandomAffine's
+    paths: `keras.random` outside tf.data, TensorFlow's stateless ops in it."""
+    row = np.asarray(row, np.float32)
+
+    def keras_uniform(shape, *args, **kwargs):
+        return keras.ops.tile(keras.ops.convert_to_tensor(row[None]), (shape[0], 1))
+
+    def tf_uniform(shape, *args, **kwargs):
+        return tf.tile(tf.constant(row[None]), tf.stack([tf.cast(shape[0], tf.int32), 1]))
+
+    monkeypatch.setattr(keras.random, "uniform", keras_uniform)
+    monkeypatch.setattr(tf.random, "stateless_uniform", tf_uniform)
+
+
+@pytest.mark.parametrize("data_format", ["channels_last", "channels_first"])
+@pytest.mark.parametrize("run", [apply, apply_eagerly], ids=["tf_data", "eager"])
+def test_forced_rotation_turns_the_image_counter_clockwise(monkeypatch, run, data_format):
+    # Draw 1.0 for the angle: +rotation; 0.5 centres the crop; 0.9 no flip.
+    _forced_draws(monkeypatch, [1.0, 0.5, 0.5, 0.5, 0.5, 0.9])
+    layer = RandomAffine(
+        rotation=90.0, scale=(1.0, 1.0), ratio=(1.0, 1.0), data_format=data_format
+    )
+    images = faces(4)
+    expected = np.rot90(images, k=1, axes=(1, 2))
+    if data_format == "channels_first":
+        images, expected = (np.transpose(x, (0, 3, 1, 2)) for x in (images, expected))
+    # cos(90 degrees) is not quite 0 in float32: off by up to ~2e-3.
+    np.testing.assert_allclose(run(layer, images), expected, atol=1e-2)
+    # The same with the flip drawn: the rotated image, mirrored.
+    _forced_draws(monkeypatch, [1.0, 0.5, 0.5, 0.5, 0.5, 0.1])
+    layer = RandomAffine(rotation=90.0, scale=(1.0, 1.0), ratio=(1.0, 1.0))
+    expected = np.rot90(faces(4), k=1, axes=(1, 2))[:, :, ::-1]
+    np.testing.assert_allclose(run(layer, faces(4)), expected, atol=1e-2)
+
+
+@pytest.mark.parametrize("run", [apply, apply_eagerly], ids=["tf_data", "eager"])
+def test_forced_crop_shows_the_drawn_corner(monkeypatch, run):
+    # A quarter of the area at ratio 1, pushed to the left and top edges.
+    _forced_draws(monkeypatch, [0.5, 0.0, 0.5, 0.0, 0.0, 0.9])
+    layer = RandomAffine(rotation=0.0, scale=(0.25, 0.25), ratio=(1.0, 1.0))
+    out = run(layer, ramp(2))[..., 0]
+    # Columns 0..23.5 of the ramp stretched over the 48 output columns.
+    expected = np.broadcast_to(np.arange(1, 47) * 0.5 - 0.25, (2, 48, 46))
+    np.testing.assert_allclose(out[:, :, 1:-1], expected, atol=1e-3)
+
+
+@pytest.mark.parametrize("run", [apply, apply_eagerly], ids=["tf_data", "eager"])
+def test_every_image_of_a_batch_gets_its_own_transform(run):
+    layer = RandomAffine(rotation=15.0, scale=(0.6, 1.0), translation=0.1, seed=2)
+    out = run(layer, np.repeat(faces(1), 8, axis=0)).reshape(8, -1)
+    distances = np.abs(out[:, None] - out[None]).mean(axis=-1)
+    assert np.all(distances[~np.eye(8, dtype=bool)] > 1.0)
+
+
+@pytest.mark.parametrize("run", [apply, apply_eagerly], ids=["tf_data", "eager"])
+def test_a_seed_repeats_its_stream_and_each_call_draws_anew(run):
+    images = faces(8)
+    first = RandomAffine(seed=11)
+    again = RandomAffine(seed=11)
+    a1, a2 = run(first, images), run(first, images)
+    np.testing.assert_allclose(run(again, images), a1, atol=1e-4)
+    np.testing.assert_allclose(run(again, images), a2, atol=1e-4)
+    assert not np.allclose(a1, a2)
+    assert not np.allclose(run(RandomAffine(seed=12), images), a1)
+
+
+def test_an_unbatched_image_is_warped_too():
+    image = faces(1)[0]
+    for run in (apply, apply_eagerly):
+        out = run(RandomAffine(rotation=20.0, seed=1), image)
+        assert out.shape == image.shape and np.abs(out - image).mean() > 1.0
+
+
+def test_affine_config_keeps_every_argument():
+    arguments = {
+        "rotation": 12.0,
+        "scale": (0.7, 0.9),
+        "ratio": (0.5, 2.0),
+        "translation": 0.05,
+        "horizontal_flip": False,
+        "fill_mode": "constant",
+        "interpolation": "nearest",
+        "fill_value": 127.5,
+        "seed": 4,
+        "data_format": "channels_first",
+    }
+    layer = RandomAffine(name="affine", **arguments)
+    config = layer.get_config()
+    assert {key: config[key] for key in arguments} == arguments
+    clone = RandomAffine.from_config(config)
+    assert clone.get_config() == config and clone.name == "affine"
+    images = np.transpose(faces(4), (0, 3, 1, 2))
+    np.testing.assert_allclose(apply_eagerly(clone, images), apply_eagerly(layer, images))
+
+
+def test_configs_saved_before_the_rewrite_still_load():
+    """The config `RandomAffine` wrote as a subclass of Keras' RandomRotation."""
+    saved = {
+        "module": "fer_keras.augment",
+        "class_name": "RandomAffine",
+        "config": {
+            "name": "seed_affine", "trainable": True,
+            "dtype": {"module": "keras", "class_name": "DTypePolicy",
+                      "config": {"name": "float32"}, "registered_name": None},
+            "data_format": "channels_last", "fill_mode": "nearest", "fill_value": 0.0,
+            "interpolation": "bilinear", "seed": 0, "rotation": 10.0,
+            "scale": [0.8, 1.0], "ratio": [0.75, 1.3333333333333333],
+            "translation": 0.0, "horizontal_flip": True,
+        },
+        "registered_name": "fer_keras>RandomAffine",
+    }
+    layer = keras.saving.deserialize_keras_object(saved)
+    assert isinstance(layer, RandomAffine) and layer.fill_mode == "nearest"
+    assert layer.get_config() == (build_augmentation("seed").layers[0]).get_config()
+
+
+def test_affine_is_built_and_quiet_in_tf_data():
+    """Built from the start: Keras never builds it in tf.data under jax or torch."""
+    pipeline = build_augmentation("strong", seed=0)
+    assert isinstance(pipeline.layers[0], RandomAffine) and pipeline.layers[0].built
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        apply(pipeline, faces(4))
+
+
+def test_the_random_state_trains_with_the_model():
+    """In a compiled training step the seed state is the model's, so every
+    step draws new transforms instead of replaying the first ones."""
+    inputs = keras.Input((48, 48, 1))
+    pooled = keras.layers.GlobalAveragePooling2D()(inputs)
+    model = keras.Model(inputs, keras.layers.Dense(1)(pooled))
+    (affine,) = build_augmentation("seed", seed=0).layers
+    wrapped = augment.AugmentedModel(model, keras.layers.Pipeline([affine]))
+    state = affine.seed_generator.state
+    assert any(v is state for v in wrapped.non_trainable_variables)
+    wrapped.compile(optimizer="sgd", loss="mse")
+    before = keras.ops.convert_to_numpy(state).copy()
+    wrapped.fit(faces(12), np.zeros((12, 1), np.float32), batch_size=4, epochs=1, verbose=0)
+    after = keras.ops.convert_to_numpy(state)
+    assert after[0] == before[0] and after[1] == before[1] + 3
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"fill_mode": "mirror"}, "Received: fill_mode='mirror'"),
+        ({"interpolation": "bicubic"}, "Received: interpolation='bicubic'"),
+        ({"data_format": "nhwc"}, "Received: data_format='nhwc'"),
+        ({"seed": 1.5}, "Received: seed=1.5"),
+    ],
+)
+def test_affine_rejects_bad_warp_arguments(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        RandomAffine(**kwargs)

@@ -41,7 +41,9 @@ def write_image(path, value, size=(48, 48), mode="L"):
     elif mode == "I;16":
         img = Image.fromarray(np.full(size[::-1], value * 257, np.uint16))
     else:
-        img = Image.new(mode, size, (value,) * len(mode))
+        # Opaque: transparent pixels are laid on white (fer_keras.images).
+        alpha = (255,) if mode.endswith("A") else ()
+        img = Image.new(mode, size, (value,) * len(mode.rstrip("A")) + alpha)
     img.save(path)
 
 
@@ -470,6 +472,47 @@ def test_kfold_splits_cover_everything_once():
 def test_kfold_splits_rejects_bad_k(k):
     with pytest.raises(ValueError, match=f"Received: k={k}"):
         data.kfold_splits(imbalanced_labels(), k=k)
+
+
+def test_kfold_splits_refuses_more_folds_than_the_rarest_class_has_images():
+    # 5 "disgust" images: a sixth fold would validate on no disgust at all.
+    with pytest.raises(ValueError, match=r"at most 5, .*rarest class \(disgust\).*"
+                       "Received: k=6"):
+        data.kfold_splits(imbalanced_labels(), k=6)
+    for _, val in data.kfold_splits(imbalanced_labels(), k=5):
+        assert np.all(np.bincount(imbalanced_labels()[val], minlength=7) >= 1)
+
+
+def test_train_val_split_refuses_a_fraction_that_holds_out_nothing_or_a_whole_class():
+    labels = np.repeat(np.arange(7), 3)
+    with pytest.raises(ValueError, match="holds out no image.*Received: val_fraction=0.1"):
+        data.train_val_split(labels, val_fraction=0.1)
+    labels = np.repeat(np.arange(2), [40, 1])
+    with pytest.raises(ValueError,
+                       match=r"every image of a class \(1 of them\).*val_fraction=0.6"):
+        data.train_val_split(labels, val_fraction=0.6)
+
+
+def test_checks_leave_the_splits_of_a_seed_as_they_were():
+    """Runs validated on these splits are evaluated on them again later
+    (`evaluate.py --split val`): the digest is of the splits before the checks."""
+    import hashlib
+
+    labels = imbalanced_labels()
+    digest = hashlib.sha256()
+    for k in (2, 3, 5):
+        for seed in (0, 1):
+            for train, val in data.kfold_splits(labels, k, seed):
+                digest.update(train.astype(np.int64).tobytes())
+                digest.update(val.astype(np.int64).tobytes())
+    for fraction in (0.1, 0.2, 0.5):
+        for seed in (0, 3):
+            train, val = data.train_val_split(labels, fraction, seed)
+            digest.update(train.astype(np.int64).tobytes())
+            digest.update(val.astype(np.int64).tobytes())
+    assert digest.hexdigest() == (
+        "ea18e91c96c77dcc0a06dbb895a325e0c539959872a6c4e6d48f610d7013d4cb"
+    )
 
 
 def test_class_weights_seed_is_inverse_frequency_with_max_one():

@@ -97,6 +97,40 @@ def test_validation_split_of_a_cross_validation_fold(data_dir, tmp_path):
     np.testing.assert_array_equal(val_images, images[val_idx])
 
 
+def _aged_model(folder, age_s, status=None):
+    import os
+    import time
+
+    folder.mkdir(parents=True)
+    (folder / "model.keras").write_bytes(b"x")
+    if status is not None:
+        (folder / "run.json").write_text(json.dumps({"status": status}))
+    stamp = time.time() - age_s
+    os.utime(folder / "model.keras", (stamp, stamp))
+    return folder / "model.keras"
+
+
+def test_newest_model_passes_over_runs_that_failed(tmp_path):
+    older = _aged_model(tmp_path / "older", 30, "completed")
+    running = _aged_model(tmp_path / "running", 20, "running")
+    failed = _aged_model(tmp_path / "nan", 10, "failed: non-finite loss")
+    assert evaluation.newest_model(tmp_path) == (
+        running, [(failed, "failed: non-finite loss")]
+    )
+    (running.parent / "run.json").write_text("{not json")  # unreadable: not judged
+    assert evaluation.newest_model(tmp_path)[0] == running
+    running.unlink()
+    assert evaluation.newest_model(tmp_path)[0] == older
+
+
+def test_newest_model_falls_back_to_the_pretrained_one(tmp_path):
+    from fer_keras import loading
+
+    failed = _aged_model(tmp_path / "nan", 0, "failed: non-finite loss")
+    path, skipped = evaluation.newest_model(tmp_path)
+    assert path == loading.pretrained_path() and skipped == [(failed, "failed: non-finite loss")]
+
+
 def test_validation_split_needs_the_run_record(data_dir, tmp_path):
     (tmp_path / "model.keras").write_bytes(b"")
     with pytest.raises(ValueError, match="no run.json beside it.*--split test"):

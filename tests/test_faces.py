@@ -1,6 +1,7 @@
 """Face detection, cropping and classification on a real photo (scikit-image's
 astronaut: one frontal face), and the image files photos really come as."""
 
+import re
 import sys
 
 import numpy as np
@@ -122,14 +123,51 @@ def test_grey_and_rgba_frames(recognizer, astronaut):
 
 
 def test_bad_frames_say_what_was_received(recognizer):
-    with pytest.raises(ValueError, match="Received: dtype=float64"):
-        recognizer.predict(np.zeros((64, 64, 3)))
+    with pytest.raises(ValueError, match="Received: dtype=bool"):
+        recognizer.predict(np.zeros((64, 64, 3), bool))
     with pytest.raises(ValueError, match=r"Received: shape=\(64, 64, 2\)"):
         recognizer.predict(np.zeros((64, 64, 2), np.uint8))
+    with pytest.raises(ValueError, match=r"0-255 pixels.*Received: pixels in \[-1.0, 300.0\]"):
+        recognizer.predict(np.array([[-1.0, 300.0]] * 32))
+    with pytest.raises(ValueError, match=r"Received: pixels in \[nan, nan\]"):
+        recognizer.predict(np.full((32, 32), np.nan))
 
 
-def test_mirror_tta_averages_face_and_mirror(model_path, recognizer, astronaut):
-    tta = faces.EmotionRecognizer(model_path, tta=True)
+def test_frames_in_0_1_are_refused_with_the_predictor_rule(recognizer, astronaut):
+    """The old message told to multiply any float frame by 255, 0-255 ones too."""
+    with pytest.raises(ValueError, match=r"`frame` must be raw 0-255 pixels.*Multiply them "
+                       r"by 255.*Received: float pixels in \[0, 1\] \(dtype=float32"):
+        recognizer.predict(astronaut.astype("float32") / 255)
+    with pytest.raises(ValueError, match=r"`images` must be raw 0-255.*Received: float pixels"):
+        recognizer.classify(np.full((2, 48, 48), 0.5))
+
+
+def test_frames_of_0_255_floats_and_ints_are_the_uint8_frame(recognizer, astronaut):
+    """Floats in 0-255 used to be refused; they are the same pixels as uint8."""
+    expected = recognizer.predict(astronaut)
+    for frame in (astronaut.astype("float32"), np.minimum(astronaut + 0.2, 255.0),
+                  astronaut.astype("int64")):
+        found = recognizer.predict(frame)
+        assert [f.box for f in found] == [f.box for f in expected]
+        np.testing.assert_allclose(found[0].probabilities, expected[0].probabilities,
+                                   atol=1e-6)
+    assert recognizer.predict(np.zeros((64, 64, 3))) == []  # black: the same on any scale
+
+
+@pytest.mark.parametrize("shape", [(0, 0, 3), (0, 64, 3), (64, 0), (0, 0), (0, 0, 1)])
+def test_empty_frames_are_refused_with_their_shape(recognizer, shape):
+    """(0, 0, 3) used to end in a raw cv2.error from inside the detector."""
+    with pytest.raises(ValueError, match=rf"at least one pixel.*Received: shape="
+                       rf"{re.escape(str(shape))}$"):
+        recognizer.predict(np.zeros(shape, np.uint8))
+    with pytest.raises(ValueError, match="at least one pixel"):
+        recognizer.predict_batch([np.zeros((8, 8, 3), np.uint8), np.zeros(shape, np.uint8)])
+
+
+@pytest.mark.parametrize("given", [True, "mirror"])
+def test_mirror_tta_averages_face_and_mirror(model_path, recognizer, astronaut, given):
+    tta = faces.EmotionRecognizer(model_path, tta=given)
+    assert tta.tta == "mirror" and tta.predictor.tta == "mirror"
     face = tta.predict(astronaut)[0]
     crop = recognizer.crop(astronaut, face.detection)
     plain = recognizer.classify(np.stack([crop, crop[:, ::-1]]))
@@ -151,6 +189,26 @@ def test_ten_crop_tta_averages_the_ten_views(model_path, recognizer, astronaut):
 def test_unknown_tta_is_refused_before_the_model_loads(tmp_path):
     with pytest.raises(ValueError, match="Received: tta='mirrored'"):
         faces.EmotionRecognizer(tmp_path / "missing.keras", tta="mirrored")
+
+
+def test_tta_set_later_is_used_and_checked(model_path, astronaut):
+    recognizer = faces.EmotionRecognizer(model_path)
+    assert recognizer.tta == "none"
+    face = recognizer.predict(astronaut)[0]
+    crop = recognizer.crop(astronaut, face.detection)
+    plain = recognizer.classify(np.stack([crop, crop[:, ::-1]]))
+    recognizer.tta = True
+    np.testing.assert_allclose(recognizer.predict(astronaut)[0].probabilities,
+                               plain.mean(axis=0), atol=1e-5)
+    with pytest.raises(ValueError, match="Received: tta='ten-crop'"):
+        recognizer.tta = "ten-crop"
+
+
+def test_onnx_export_says_how_to_run_it(tmp_path):
+    (tmp_path / "model.onnx").write_bytes(b"onnx")
+    with pytest.raises(loading.ModelFileError,
+                       match=r"EmotionRecognizer runs .keras files.*ONNX export"):
+        faces.EmotionRecognizer(tmp_path / "model.onnx")
 
 
 def test_crop_past_the_frame_edge_and_margin(recognizer, astronaut):

@@ -5,7 +5,7 @@ import pytest
 
 import keras
 
-from fer_keras import inference
+from fer_keras import inference, tta
 from fer_keras.classes import CLASS_NAMES
 from fer_keras.inference import Predictor
 from fer_keras.loading import ModelFileError
@@ -61,6 +61,87 @@ def test_accepts_floats_and_lists(model, predictor):
                                atol=1e-5)
     np.testing.assert_allclose(predictor.predict_proba(faces[0].tolist()), expected[:1],
                                atol=1e-5)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64", "float16"])
+def test_refuses_floats_in_0_1(predictor, dtype):
+    """[0, 1] floats used to pass and be classified as a nearly black face."""
+    faces = (_faces(2, seed=5) / 255.0).astype(dtype)
+    with pytest.raises(ValueError, match=r"0-255 pixels.*Multiply them by 255.*"
+                       rf"Received: float pixels in \[0, 1\] \(dtype={dtype}"):
+        predictor.predict_proba(faces)
+    with pytest.raises(ValueError, match=r"Received: float pixels in \[0, 1\]"):
+        predictor.predict_labels(faces[0])
+
+
+def test_dark_and_black_images_on_the_0_255_scale_are_accepted(model, predictor):
+    """Only floats in [0, 1] are ambiguous: uint8 0s and 1s, and all-zero floats, are not."""
+    dark = np.random.default_rng(6).integers(0, 2, (2, 48, 48)).astype("uint8")
+    black = np.zeros((2, 48, 48), "float32")
+    for images in (dark, black, dark.astype("int64")):
+        np.testing.assert_allclose(predictor.predict_proba(images), _expected(model, images),
+                                   atol=1e-5)
+
+
+def test_check_pixel_scale():
+    inference.check_pixel_scale(np.full((4, 4), 0.5, "uint8"))
+    inference.check_pixel_scale(np.array([0.0, 0.5, 254.0]))
+    inference.check_pixel_scale(np.array([-0.5, 0.5]))  # not [0, 1]: e.g. standardized
+    inference.check_pixel_scale(np.zeros((0, 48, 48), "float32"))
+    with pytest.raises(ValueError, match=r"`crops` must be .*Received: float pixels in "
+                       r"\[0, 1\] \(dtype=float64, max=0.5\)"):
+        inference.check_pixel_scale(np.array([0.0, 0.5]), name="crops")
+
+
+@pytest.mark.parametrize("mode, given", [("mirror", "mirror"), ("mirror", True),
+                                         ("ten_crop", "ten_crop")])
+def test_tta_averages_the_views(model, mode, given):
+    """As evaluate.py --tta: the mean of the probabilities of each view, chunks of
+    views never over batch_size (4 here: ten crops of one image span three calls)."""
+    faces = _faces(5, seed=7)
+    predictor = Predictor(model, batch_size=4, tta=given)
+    assert predictor.tta == mode
+    views = tta.tta_views(faces[..., None], mode)
+    expected = np.mean([_expected(model, view) for view in views], axis=0)
+    sizes = []
+    forward = predictor._forward
+    predictor._forward = lambda x: sizes.append(len(x)) or forward(x)
+    np.testing.assert_allclose(predictor.predict_proba(faces), expected, atol=1e-5)
+    assert max(sizes) <= 4
+    np.testing.assert_allclose(predictor.predict_proba(faces[0]), expected[:1], atol=1e-5)
+
+
+def test_tta_of_dark_uint8_faces_is_not_refused(model):
+    """The views of uint8 faces are floats; a dark face's lie in [0, 1], and pass."""
+    dark = np.random.default_rng(8).integers(0, 2, (48, 48)).astype("uint8")
+    proba = Predictor(model, tta="ten_crop").predict_proba(dark)
+    assert proba.shape == (1, len(CLASS_NAMES))
+
+
+def test_tta_is_checked_before_the_model_loads(model):
+    with pytest.raises(ValueError, match=r"none, mirror, ten_crop.*Received: tta='tencrop'"):
+        Predictor("no/such/model.keras", tta="tencrop")
+    predictor = Predictor(model, tta=False)
+    assert predictor.tta == "none"
+    predictor.tta = True
+    assert predictor.tta == "mirror"
+
+
+def test_onnx_and_saved_model_exports_say_how_to_run_them(tmp_path):
+    """They used to fail as "not a Keras model file", or as missing."""
+    (tmp_path / "model.onnx").write_bytes(b"onnx")
+    with pytest.raises(ModelFileError, match=r"Predictor runs .keras files and .tflite exports; "
+                       r".*model.onnx is an ONNX export: run it with onnxruntime.*, or pass "
+                       r"the .keras file it was exported from"):
+        Predictor(tmp_path / "model.onnx")
+    saved = tmp_path / "model_saved_model"
+    saved.mkdir()
+    (saved / "saved_model.pb").write_bytes(b"pb")
+    with pytest.raises(ModelFileError, match=r"model_saved_model is a TensorFlow SavedModel "
+                       r"export: serve it with TF Serving.*load_exported"):
+        Predictor(str(saved))
+    with pytest.raises(ModelFileError, match=r"^predict.py runs"):
+        inference.check_model_path(saved, runner="predict.py")
 
 
 def test_predict_labels(model, predictor):

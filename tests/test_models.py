@@ -71,6 +71,67 @@ def test_registry_lists_the_zoo():
     assert tuple(REFERENCES) == ORIGINAL_MODELS
 
 
+_LATE_MODEL = textwrap.dedent(
+    """
+    import keras
+    from fer_keras import models
+
+    @models.register_model("late", gradcam_layer="block1_conv", description="test")
+    def late(num_classes=7, input_shape=models.INPUT_SHAPE, name="late",
+             data_format="channels_last"):
+        inputs = keras.Input(input_shape)
+        x = keras.layers.Flatten()(inputs)
+        return keras.Model(inputs, keras.layers.Dense(num_classes)(x), name=name)
+    """
+)
+
+
+def test_models_registered_after_import_are_listed():
+    from fer_keras import models
+
+    before = fer_keras.MODELS
+    namespace = {}
+    exec(_LATE_MODEL, namespace)
+    try:
+        assert "late" not in before
+        assert fer_keras.MODELS == models.MODELS == (*before, "late")
+        assert fer_keras.available_models() == models.available_models() == (*before, "late")
+        from fer_keras import MODELS
+        from fer_keras.models import MODELS as models_models
+
+        assert MODELS == models_models == (*before, "late")
+        assert "MODELS" in dir(fer_keras)
+        assert fer_keras.build_model("late").name == "late"
+    finally:
+        del MODEL_REGISTRY["late"]
+    assert fer_keras.MODELS == before
+    with pytest.raises(AttributeError, match="has no attribute 'MODLES'"):
+        fer_keras.MODLES  # noqa: B018
+
+
+def test_train_offers_models_registered_after_import():
+    """`train.py --model` takes its choices from the registry when it runs."""
+    code = _LATE_MODEL + textwrap.dedent(
+        """
+        import sys
+        sys.path.insert(0, ".")
+        import train
+        train.main(["--model", "late", "--help"])
+        """
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=REPO_ROOT,
+        env={**os.environ, "KERAS_BACKEND": keras.backend.backend()},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    # --help exits with 0 only if "late" passed argparse's choices first.
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "late" in result.stdout
+
+
 @pytest.mark.parametrize("name", fer_keras.MODELS)
 def test_predicts_logits_from_raw_pixels(name):
     model = fer_keras.build_model(name)

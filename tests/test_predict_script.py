@@ -158,15 +158,88 @@ def test_csv_columns(run):
 
 
 def test_single_image_with_tta_and_no_errors(photos, model_path, tmp_path, capsys):
-    predict.main([str(photos / "astronaut.jpg"), str(photos / "day2" / "cat.png"),
-                  "--model-path", str(model_path), "--output-dir", str(tmp_path), "--tta",
+    """A bare --tta still means mirror, before a PATH too (the old flag's commands)."""
+    predict.main(["--tta", str(photos / "astronaut.jpg"), str(photos / "day2" / "cat.png"),
+                  "--model-path", str(model_path), "--output-dir", str(tmp_path),
                   "--backend", BACKEND])
     out = capsys.readouterr().out
     assert "2 inputs, 1 faces" in out
     assert "no face found: " in out and "cat.png" in out
     records = json.loads((tmp_path / "predictions.json").read_text())
-    assert records["tta"] is True
+    assert records["tta"] == "mirror"
     assert (tmp_path / "annotated" / "astronaut.jpg").exists()
+
+
+def test_tta_takes_the_modes_of_evaluate(photos, model_path, tmp_path):
+    """--tta ten_crop, as evaluate.py: the recognizer's ten-crop probabilities."""
+    from fer_keras import faces
+
+    photo = photos / "astronaut.jpg"
+    predict.main([str(photo), "--tta", "ten_crop", "--model-path", str(model_path),
+                  "--output-dir", str(tmp_path), "--backend", BACKEND])
+    records = json.loads((tmp_path / "predictions.json").read_text())
+    assert records["tta"] == "ten_crop"
+    (face,) = records["files"][0]["faces"]
+    recognizer = faces.EmotionRecognizer(model_path, tta="ten_crop",
+                                         detection_size=predict.IMAGE_DETECTION_SIZE)
+    (expected,) = recognizer.predict(faces.load_image(photo))
+    assert face["box"] == list(expected.box)
+    np.testing.assert_allclose(list(face["probabilities"].values()), expected.probabilities,
+                               atol=1e-5)
+
+
+@pytest.mark.parametrize("argv, expected", [
+    (["--tta", "a.jpg"], ["--tta=mirror", "a.jpg"]),
+    (["--tta", "dir/photo"], ["--tta=mirror", "dir/photo"]),
+    (["a.jpg", "--tta"], None), (["--tta", "--backend", "jax", "a.jpg"], None),
+    (["--tta", "ten_crop", "a.jpg"], None), (["--tta", "mirror", "a.jpg"], None),
+    (["--tta=none", "a.jpg"], None), (["--tta", "tencrop"], None),
+    (["--", "--tta", "a.jpg"], None),
+])
+def test_bare_tta_before_a_path_means_mirror(argv, expected):
+    """Only a bare --tta followed by a path is rewritten; a misspelt mode is left to argparse."""
+    from fer_keras import tta
+
+    assert predict.bare_tta_means_mirror(argv, tta.TTA_MODES) == (expected or argv)
+
+
+def test_misspelt_tta_mode_is_refused_with_the_choices(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        predict.main(["a.jpg", "--tta", "tencrop", "--backend", BACKEND])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert "--tta: invalid choice: 'tencrop'" in err and "ten_crop" in err
+
+
+@pytest.mark.parametrize("content", [None, "notes.txt"])
+def test_a_folder_without_images_is_an_error(model_path, tmp_path, capsys, content):
+    """It used to exit 0, saying only "0 inputs"."""
+    folder = tmp_path / "empty"
+    folder.mkdir()
+    if content:
+        (folder / content).write_text("not a picture")
+    with pytest.raises(SystemExit, match="1 of 1 inputs could not be read"):
+        predict.main([str(folder), "--model-path", str(model_path), "--output-dir",
+                      str(tmp_path / "out"), "--backend", BACKEND])
+    assert f"no images or videos found in {folder}" in capsys.readouterr().err
+    (record,) = json.loads((tmp_path / "out" / "predictions.json").read_text())["files"]
+    assert record["status"] == "error" and record["kind"] == "folder"
+
+
+def test_exports_predict_cannot_run_say_what_to_do(tmp_path):
+    """An .onnx file or a SavedModel folder used to get "expected a .keras archive"."""
+    (tmp_path / "model.onnx").write_bytes(b"onnx")
+    with pytest.raises(loading.ModelFileError, match=(
+            r"^predict.py runs .keras files and .tflite exports; .*model.onnx is an ONNX "
+            r"export: run it with onnxruntime.*or pass the .keras file it was exported from")):
+        predict.main(["x.jpg", "--model-path", str(tmp_path / "model.onnx"), "--backend",
+                      BACKEND])
+    saved = tmp_path / "model_saved_model"
+    saved.mkdir()
+    (saved / "saved_model.pb").write_bytes(b"pb")
+    with pytest.raises(loading.ModelFileError,
+                       match=r"^predict.py runs .*is a TensorFlow SavedModel export"):
+        predict.main(["x.jpg", "--model-path", str(saved), "--backend", BACKEND])
 
 
 def test_missing_path_and_webcam_without_camera(model_path, tmp_path):

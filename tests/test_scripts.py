@@ -1,5 +1,6 @@
 """End to end through the real scripts, in subprocesses, on tiny data."""
 
+import argparse
 import json
 import os
 import subprocess
@@ -34,6 +35,13 @@ def run_script(script, *args, backend=BACKEND, env_backend=None, check=True):
     if check and result.returncode != 0:
         raise AssertionError(f"{cmd} failed:\n{result.stdout}\n{result.stderr}")
     return result
+
+
+@pytest.fixture
+def as_a_user(monkeypatch):
+    """The environment of a user's shell: importing jax here set
+    TF_CPP_MIN_LOG_LEVEL=1, which the scripts would take as the user's choice."""
+    monkeypatch.delenv("TF_CPP_MIN_LOG_LEVEL", raising=False)
 
 
 @pytest.fixture(scope="module")
@@ -101,7 +109,7 @@ def test_device_pipeline_trains_without_tensorflow(data_dir, tmp_path):
 
 
 @pytest.mark.parametrize("backend", [BACKEND, OTHER])
-def test_evaluate_under_each_backend(trained, data_dir, tmp_path, backend):
+def test_evaluate_under_each_backend(trained, data_dir, tmp_path, backend, as_a_user):
     out, _ = trained
     result = run_script("evaluate.py", "--model-path", str(out / "model.keras"),
                         "--data-dir", str(data_dir), "--output-dir", str(tmp_path),
@@ -114,6 +122,8 @@ def test_evaluate_under_each_backend(trained, data_dir, tmp_path, backend):
     assert f"{metrics['accuracy']:.4f}" in result.stdout
     for png in ("confusion_matrix.png", "per_class.png"):
         assert (tmp_path / png).exists()
+    for noise in ("cuInit", "absl::InitializeLog", "oneDNN"):
+        assert noise not in result.stderr, result.stderr
 
 
 @once
@@ -208,3 +218,169 @@ def test_evaluate_rejects_a_file_that_is_not_a_model(tmp_path, data_dir):
                         check=False)
     assert result.returncode != 0 and "Traceback" not in result.stderr
     assert "not a Keras model file" in result.stderr
+
+
+# Refusals a user meets: one line, before anything loads or is written -------
+
+
+@pytest.fixture
+def script(load_script, monkeypatch):
+    """Runs a script's main() in this process, for what it refuses up front."""
+    monkeypatch.syspath_prepend(str(ROOT))
+    # select_backend sets these; they go back as they were after the test.
+    monkeypatch.setenv("KERAS_BACKEND", BACKEND)
+    monkeypatch.setenv("TF_CPP_MIN_LOG_LEVEL", os.environ.get("TF_CPP_MIN_LOG_LEVEL", "3"))
+
+    def main(name, *args):
+        return load_script(name).main([*args, "--backend", BACKEND])
+
+    return main
+
+
+@pytest.mark.parametrize("option, value", [
+    ("--epochs", "0"), ("--epochs", "-3"), ("--lr", "0"), ("--lr", "-1e-3"),
+    ("--lr", "nan"), ("--folds", "0"), ("--val-split", "1.5"), ("--val-split", "0"),
+    ("--weight-decay", "-1e-4"), ("--label-smoothing", "1"),
+    ("--label-smoothing", "-0.1"), ("--warmup-epochs", "-1"), ("--momentum", "1"),
+    ("--seed", "-1"),
+])
+def test_train_refuses_a_bad_value_naming_the_option(script, capsys, tmp_path, option,
+                                                     value):
+    out = tmp_path / "run"
+    with pytest.raises(SystemExit) as exit_info:
+        script("train.py", "--data-dir", str(tmp_path / "absent"), "--output-dir", str(out),
+               f"{option}={value}")
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert f"argument {option}: expected" in err and f"Received: '{value}'" in err
+    assert not out.exists()
+
+
+def test_option_types_take_the_edges_they_allow(monkeypatch):
+    monkeypatch.syspath_prepend(str(ROOT))
+    import cli
+
+    assert cli.open_fraction("0.5") == 0.5 and cli.unit_fraction("0") == 0.0
+    assert cli.non_negative_int("0") == 0 and cli.non_negative_float("0") == 0.0
+    assert cli.positive_float("1e-4") == 1e-4 and cli.positive_int("+3") == 3
+    for check, text in ((cli.open_fraction, "1"), (cli.unit_fraction, "1.0"),
+                        (cli.positive_float, "inf"), (cli.non_negative_int, "1.5"),
+                        (cli.positive_int, "two")):
+        with pytest.raises(argparse.ArgumentTypeError, match=f"Received: '{text}'"):
+            check(text)
+
+
+def test_evaluate_refuses_a_negative_gradcam_before_evaluating(script, capsys, tmp_path):
+    with pytest.raises(SystemExit) as exit_info:
+        script("evaluate.py", "--gradcam", "-1", "--data-dir", str(tmp_path / "absent"))
+    assert exit_info.value.code == 2
+    assert "argument --gradcam: expected a whole number of at least 0" in capsys.readouterr().err
+
+
+def test_a_missing_init_from_is_refused_before_the_run_folder(script, capsys, data_dir,
+                                                               tmp_path):
+    out = tmp_path / "run"
+    with pytest.raises(SystemExit) as exit_info:
+        script("train.py", "--data-dir", str(data_dir), "--output-dir", str(out),
+               "--init-from", str(tmp_path / "missing.keras"))
+    message = str(exit_info.value.code)
+    assert message.startswith(f"error: {tmp_path / 'missing.keras'}: No such file")
+    assert "--init-from" in message and "--model-path" not in message
+    assert not out.exists()
+
+
+def test_more_folds_than_the_rarest_class_has_images_are_refused(script, data_dir, tmp_path):
+    out = tmp_path / "cv"
+    # 16 images of each class in the tiny data: 17 folds would leave one empty.
+    with pytest.raises(ValueError, match="at most 16, the number of images of the rarest "
+                       r"class \(angry\).*Received: k=17"):
+        script("train.py", "--model", "baseline", "--data-dir", str(data_dir),
+               "--output-dir", str(out), "--folds", "17", "--epochs", "1",
+               "--steps-per-epoch", "1")
+    assert not out.exists()
+
+
+def test_evaluate_without_a_model_passes_over_a_failed_run(script, capsys, data_dir, tmp_path):
+    import shutil
+
+    from fer_keras.models import build_model
+
+    runs = tmp_path / "runs"
+    for age, name, status in ((60, "good", "completed"), (0, "nan", "failed: non-finite loss")):
+        (runs / name).mkdir(parents=True)
+        (runs / name / "run.json").write_text(json.dumps({"status": status}))
+        if name == "good":
+            build_model("baseline").save(runs / name / "model.keras")
+        else:
+            shutil.copy(runs / "good" / "model.keras", runs / name / "model.keras")
+        stamp = (runs / name / "model.keras").stat().st_mtime - age
+        os.utime(runs / name / "model.keras", (stamp, stamp))
+    script("evaluate.py", "--runs-dir", str(runs), "--data-dir", str(data_dir))
+    out = capsys.readouterr().out
+    assert f"Skipping {runs / 'nan' / 'model.keras'}: its run.json says " \
+           "'failed: non-finite loss'" in out
+    assert f"Using {runs / 'good' / 'model.keras'}, the newest model" in out
+    assert (runs / "good" / "eval" / "metrics.json").exists()
+    assert not (runs / "nan" / "eval").exists()
+
+
+def _one_line_error(result):
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode != 0 and "Traceback" not in result.stderr, result.stderr
+    assert len(lines) == 1, result.stderr
+    return lines[0]
+
+
+@once
+def test_an_output_dir_below_a_file_is_one_line(as_a_user, tmp_path):
+    blocker = tmp_path / "notes.txt"
+    blocker.write_text("a file, not a folder")
+    for output_dir in (blocker / "run", blocker):
+        result = run_script("train.py", "--output-dir", str(output_dir),
+                            "--data-dir", str(tmp_path / "absent"), check=False)
+        line = _one_line_error(result)
+        assert line.startswith(f"error: {output_dir}: ") and str(blocker) in line
+        assert "--output-dir" in line
+
+
+@once
+def test_an_export_below_a_file_is_one_line(as_a_user, tmp_path):
+    blocker = tmp_path / "notes.txt"
+    blocker.write_text("a file, not a folder")
+    result = run_script("export.py", "--format", "onnx", "--output",
+                        str(blocker / "model.onnx"), check=False)
+    assert _one_line_error(result) == (f"error: {blocker}: is a file, where a folder is "
+                                       "needed. Choose another path, or move the file away.")
+
+
+@once
+def test_library_noise_stays_out_of_export(as_a_user, tmp_path):
+    result = run_script("export.py", "--format", "onnx", "--output",
+                        str(tmp_path / "model.onnx"))
+    assert "Checked: max" in result.stdout
+    for noise in ("cuInit", "absl::InitializeLog", "oneDNN", "FutureWarning", "np.object"):
+        assert noise not in result.stderr, result.stderr
+
+
+def test_an_os_error_anywhere_is_one_line_and_a_bug_keeps_its_traceback(monkeypatch, tmp_path):
+    monkeypatch.syspath_prepend(str(ROOT))
+    import cli
+
+    blocker = tmp_path / "notes.txt"
+    blocker.write_text("a file")
+
+    def write_below_a_file():
+        (blocker / "sub" / "x.json").parent.mkdir(parents=True, exist_ok=True)
+
+    with pytest.raises(SystemExit) as exit_info:
+        cli.run(write_below_a_file)
+    assert str(exit_info.value.code) == (
+        f"error: {blocker / 'sub'}: Not a directory. A part of the path is a file, "
+        "not a folder: choose another path."
+    )
+
+    def bug():
+        return len(3)
+
+    with pytest.raises(TypeError):
+        cli.run(bug)

@@ -14,7 +14,7 @@ import pytest
 import keras
 
 from fer_keras import data as fer_data
-from fer_keras import compact, evaluation, recipes, training
+from fer_keras import backup, compact, evaluation, recipes, training
 from fer_keras.loading import ModelFileError
 from fer_keras.models import build_model, preferred_data_format
 from tiny_data import write_kaggle_folders
@@ -68,7 +68,7 @@ def test_interrupted_run_resumes_without_gap_or_repeat(data_dir, tmp_path):
         training.train(_config(data_dir, out, epochs=3, callbacks=[_Interrupt()]))
     assert [r["epoch"] for r in _history(out)] == ["0"]
     assert (out / "curves.png").stat().st_size > 0
-    assert json.loads((out / "backup" / "training_metadata.json").read_text())["epoch"] == 1
+    assert [b.epochs for b in backup.list_backups(out / "backup")] == [1]
 
     summary = training.train(_config(data_dir, out, epochs=3))
     assert [int(r["epoch"]) for r in _history(out)] == [0, 1, 2]
@@ -157,8 +157,7 @@ def test_auto_data_format_is_the_backends_choice_and_bad_ones_fail_early(data_di
 
 def test_unknown_pipeline_is_refused_before_loading(tmp_path):
     config = _config(tmp_path / "absent", tmp_path / "run", pipeline="gpu")
-    with pytest.raises(ValueError, match="Expected one of: tfdata, device. "
-                       "Received: pipeline='gpu'"):
+    with pytest.raises(ValueError, match="Unknown pipeline 'gpu'. Expected one of: tfdata, device."):
         training.train(config)
 
 
@@ -170,41 +169,6 @@ def test_train_arrays_must_be_what_load_split_returns(tmp_path):
                        r"Received: images of shape \(8, 48, 48, 1\) and dtype float32"):
         training.train(config)
     assert not (tmp_path / "run").exists()
-
-
-def test_curves_are_skipped_where_matplotlib_is_missing(monkeypatch, tmp_path):
-    def no_matplotlib(*args, **kwargs):
-        raise ModuleNotFoundError("No module named 'matplotlib'", name="matplotlib")
-
-    monkeypatch.setattr(training, "plot_curves", no_matplotlib)
-    rows = [{"epoch": "0", "loss": "1.0", "accuracy": "0.5"}]
-    with pytest.warns(UserWarning, match="matplotlib is not installed.*history.csv"):
-        training._draw_curves(rows, tmp_path / "curves.png", "title")
-    assert not (tmp_path / "curves.png").exists()
-
-    def other_missing(*args, **kwargs):
-        raise ModuleNotFoundError("No module named 'PIL'", name="PIL")
-
-    monkeypatch.setattr(training, "plot_curves", other_missing)
-    with pytest.raises(ModuleNotFoundError, match="PIL"):
-        training._draw_curves(rows, tmp_path / "curves.png", "title")
-
-
-def test_best_model_is_saved_whole_and_only_when_better(tmp_path):
-    path = tmp_path / "model.keras"
-    model = build_model("baseline")
-    saver = training.SaveBestModel(path, model, best=0.5)
-    saver.set_model(keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)]))
-    saver.on_epoch_end(0, {"val_accuracy": 0.4})
-    assert not path.exists()
-    saver.on_epoch_end(1, {"val_accuracy": 0.6})
-    assert keras.saving.load_model(path).name == model.name  # not the model being fit
-    path.unlink()
-    saver.on_epoch_end(2, {"val_accuracy": 0.6})
-    saver.on_epoch_end(3, {"loss": 0.1})
-    assert not path.exists()
-    saver.on_epoch_end(4, {"val_accuracy": 0.7})
-    assert [p.name for p in tmp_path.iterdir()] == ["model.keras"]
 
 
 def test_history_rows_beyond_the_backup_are_dropped(data_dir, tmp_path):
@@ -402,11 +366,54 @@ def test_init_from_pretrained_needs_a_shipped_model(data_dir, tmp_path):
         training.train(config)
 
 
-def test_nan_loss_stops_with_clear_error(data_dir, tmp_path):
-    config = _config(data_dir, tmp_path / "run", epochs=2)
-    config.recipe = config.recipe.replace(lr=float("inf"), weight_decay=0.0)
+def test_nan_loss_stops_with_clear_error_and_saves_no_model(data_dir, tmp_path):
+    out = tmp_path / "run"
+    config = _config(data_dir, out, epochs=2)
+    config.recipe = config.recipe.replace(lr=1e30, weight_decay=0.0)
     with pytest.raises(training.TrainingError, match="NaN"):
         training.train(config)
+    assert json.loads((out / "run.json").read_text())["status"].startswith("failed")
+    # Neither a best model nor a backup holds the diverged weights.
+    assert not (out / "model.keras").exists()
+    for kept in backup.list_backups(out / "backup"):
+        with h5py.File(kept.path) as f:
+            arrays = []
+            f.visititems(lambda _, obj: arrays.append(obj[()])
+                         if isinstance(obj, h5py.Dataset) else None)
+        assert all(np.isfinite(np.asarray(a, dtype=float)).all() for a in arrays)
+
+
+def test_training_puts_back_the_global_dtype_policy(data_dir, tmp_path):
+    before = keras.config.dtype_policy().name
+    training.train(_config(data_dir, tmp_path / "ok", epochs=1, mixed_precision="bfloat16"))
+    assert keras.config.dtype_policy().name == before
+    config = _config(data_dir, tmp_path / "nan", epochs=1, mixed_precision="bfloat16")
+    config.recipe = config.recipe.replace(lr=1e30, weight_decay=0.0)
+    with pytest.raises(training.TrainingError):
+        training.train(config)
+    assert keras.config.dtype_policy().name == before
+    assert build_model("baseline").layers[1].dtype_policy.name == before
+
+
+def test_a_damaged_newest_backup_is_set_aside_and_the_one_before_used(data_dir, tmp_path, capsys):
+    out = tmp_path / "run"
+    with pytest.raises(KeyboardInterrupt):
+        training.train(_config(data_dir, out, epochs=4, callbacks=[_Epochs(stop_after=1)]))
+    newest, previous = backup.list_backups(out / "backup")
+    assert (newest.epochs, previous.epochs) == (2, 1)
+    newest.path.write_bytes(newest.path.read_bytes()[:1000])  # cut short, however
+    summary = training.train(_config(data_dir, out, epochs=4))
+    assert "Set aside the backup" in capsys.readouterr().out
+    assert [int(r["epoch"]) for r in _history(out)] == [0, 1, 2, 3]
+    assert summary["status"] == "completed" and summary["epochs"] == 4
+    keras.saving.load_model(out / "model.keras")
+
+
+def test_a_run_resumed_later_draws_new_shuffles_and_augmentations():
+    assert training.stream_seed(7, 0) == 7
+    later = {training.stream_seed(7, epoch) for epoch in range(1, 6)}
+    assert len(later) == 5 and 7 not in later
+    assert all(0 <= s < 2**31 for s in later)
 
 
 def test_cross_validation_reports_mean_and_spread(data_dir, tmp_path):
@@ -433,47 +440,3 @@ def test_init_from_a_cross_validation_fold_is_refused(data_dir, tmp_path):
     config = _config(data_dir, tmp_path / "other", init_from=str(tmp_path / "model.keras"))
     with pytest.raises(training.TrainingError, match="fold 2 of a 5-fold.*--folds 1"):
         training.train(config)
-
-
-def test_l2_matches_torch_weight_decay():
-    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
-    model.layers[0].kernel.assign(np.ones((3, 2), "float32"))
-    training.add_l2(model, 1e-2)
-    penalty = float(keras.ops.convert_to_numpy(sum(model.losses)))
-    # torch adds wd * w to the gradient, i.e. a loss of wd / 2 * ||w||^2 on kernels only.
-    assert math.isclose(penalty, 1e-2 / 2 * 6, rel_tol=1e-5)
-
-
-def test_cosine_schedule_warms_up_then_decays():
-    recipe = recipes.get_recipe("strong").replace(epochs=4, warmup_epochs=1)
-    schedule = training.learning_rate_schedule(recipe, steps_per_epoch=10)
-    values = [float(keras.ops.convert_to_numpy(schedule(step))) for step in (0, 10, 25, 39)]
-    assert values[0] < values[1] == pytest.approx(recipe.lr)
-    assert values[1] > values[2] > values[3] > 0
-
-
-def test_constant_schedule():
-    assert training.learning_rate_schedule(recipes.get_recipe("seed"), 10) == 1e-3
-
-
-@pytest.mark.parametrize("name", ["adam", "adamw", "sgd"])
-def test_optimizers(name):
-    recipe = recipes.get_recipe("seed").replace(optimizer=name)
-    assert training.make_optimizer(recipe, 10).__class__.__name__.lower() == name
-
-
-def test_unknown_optimizer():
-    with pytest.raises(ValueError, match="Unknown optimizer"):
-        training.make_optimizer(recipes.Recipe(optimizer="rmsprop"), 10)
-
-
-def test_auto_precision_uses_bfloat16_only_where_the_chip_has_it():
-    from fer_keras.runinfo import cpu_has_bfloat16
-
-    assert training.auto_precision(["NVIDIA H200"], cpu_bfloat16=False) == "mixed_float16"
-    assert training.auto_precision(["TPU v5 lite"], cpu_bfloat16=False) == "mixed_bfloat16"
-    assert training.auto_precision([], cpu_bfloat16=True) == "mixed_bfloat16"
-    assert training.auto_precision([], cpu_bfloat16=False) == "float32"
-    assert cpu_has_bfloat16({"avx512f", "avx512_bf16"})
-    assert cpu_has_bfloat16({"amx_bf16", "amx_tile"})
-    assert not cpu_has_bfloat16({"avx512f", "avx512_vnni"})

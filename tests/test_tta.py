@@ -16,6 +16,11 @@ def test_modes_resolve(given, mode):
     assert tta.resolve_mode(given) == mode
 
 
+@pytest.mark.parametrize("given", [False, True, *tta.TTA_MODES])
+def test_num_views_counts_the_views(given):
+    assert tta.num_views(given) == len(tta.tta_views(_images(n=1), given))
+
+
 def test_unknown_mode_names_the_choices():
     with pytest.raises(ValueError, match=r"Expected one of: none, mirror, ten_crop.*Received: tta='tencrop'"):
         tta.resolve_mode("tencrop")

@@ -57,13 +57,13 @@ def run_chain(run_dir: Path) -> list[tuple[Path | None, dict]]:
 
 def joined_history(chain) -> list[dict]:
     """The histories of a chain of runs as one, epochs numbered on."""
-    from fer_keras.training import _read_history
+    from fer_keras.history import read_history
 
     rows, offset = [], 0
     for history_path, _ in chain:
         if history_path is None:
             continue
-        history = _read_history(history_path)
+        history = read_history(history_path)
         rows += [{**r, "epoch": str(int(r["epoch"]) + offset)} for r in history]
         offset += len(history)
     return rows
