@@ -9,6 +9,10 @@ from pathlib import Path
 
 import cli
 
+# keras.distribution (jax) and tf.distribute (tensorflow); torch has no
+# engine that Keras drives.
+DISTRIBUTED_BACKENDS = ("jax", "tensorflow")
+
 
 def main(argv=None) -> None:
     argv = sys.argv[1:] if argv is None else argv
@@ -80,6 +84,12 @@ def main(argv=None) -> None:
     parser.add_argument("--seed", type=cli.non_negative_int, default=0)
     parser.add_argument("--quiet", action="store_true", help="one line per epoch")
     args = parser.parse_args(argv)
+    if args.distribute and backend not in DISTRIBUTED_BACKENDS:
+        parser.error(
+            f"--distribute runs under the {' and '.join(DISTRIBUTED_BACKENDS)} backends. "
+            f"Received: --backend {backend}. Use --backend jax or --backend tensorflow, "
+            "or drop --distribute."
+        )
     output_dir = args.output_dir or f"runs/{args.model}_{args.recipe}_{backend}"
     cli.check_output_folder("--output-dir", output_dir)
     if args.checkpoint:

@@ -25,6 +25,8 @@ from typing import Callable
 
 import keras
 
+from fer_keras.errors import unknown
+
 
 FILL_MODES = ("reflect", "wrap", "constant", "nearest")
 INTERPOLATIONS = ("bilinear", "nearest")
@@ -105,15 +107,9 @@ class RandomAffine(keras.layers.Layer):
                 f"Received: translation={translation}"
             )
         if fill_mode not in FILL_MODES:
-            raise ValueError(
-                f"Unknown `fill_mode`. Expected one of: {', '.join(FILL_MODES)}. "
-                f"Received: fill_mode={fill_mode!r}"
-            )
+            raise unknown("fill_mode", fill_mode, FILL_MODES, "fill_mode")
         if interpolation not in INTERPOLATIONS:
-            raise ValueError(
-                f"Unknown `interpolation`. Expected one of: {', '.join(INTERPOLATIONS)}. "
-                f"Received: interpolation={interpolation!r}"
-            )
+            raise unknown("interpolation", interpolation, INTERPOLATIONS, "interpolation")
         data_format = data_format or keras.config.image_data_format()
         if data_format not in ("channels_last", "channels_first"):
             raise ValueError(
@@ -412,10 +408,7 @@ def build_augmentation(name: str, seed: int = 0) -> keras.layers.Pipeline | None
     with the same seed augment the same batches the same way.
     """
     if name not in AUGMENTATIONS:
-        raise ValueError(
-            f"Unknown augmentation {name!r}. Expected one of: "
-            f"{', '.join(AUGMENTATIONS)}. Received: name={name!r}"
-        )
+        raise unknown("augmentation", name, AUGMENTATIONS, "name")
     return AUGMENTATIONS[name](int(seed))
 
 

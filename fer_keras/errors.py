@@ -7,10 +7,13 @@ class TrainingError(RuntimeError):
     """A run that cannot go on; the message says what to change."""
 
 
-def unknown(what: str, received, expected: Iterable, hint: str = "") -> ValueError:
-    """`ValueError("Unknown model 'x'. Expected one of: a, b. Received: ...")`."""
-    choices = ", ".join(str(e) for e in expected)
-    message = f"Unknown {what} {received!r}. Expected one of: {choices}."
+def unknown(what: str, received, expected: Iterable, argument: str | None = None,
+            hint: str = "") -> ValueError:
+    """The package's one wording for a value outside a fixed set:
+    "Unknown model 'x'. Expected one of: a, b. Received: name='x'"."""
+    message = f"Unknown {what} {received!r}. Expected one of: {', '.join(map(str, expected))}."
     if hint:
         message += f" {hint}"
+    if argument:
+        message += f" Received: {argument}={received!r}"
     return ValueError(message)

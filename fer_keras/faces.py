@@ -21,6 +21,7 @@ import keras
 
 from fer_keras import loading
 from fer_keras.classes import CLASS_NAMES
+from fer_keras.errors import unknown
 from fer_keras.inference import Predictor, check_model_path, check_pixel_scale
 from fer_keras.tta import resolve_mode
 
@@ -198,7 +199,7 @@ def make_detector(name: str, **kwargs):
         return HaarDetector(**kwargs)
     if name == "mtcnn":
         return MtcnnDetector(**kwargs)
-    raise ValueError(f"Unknown face detector. Expected one of {DETECTORS}. Received: {name!r}")
+    raise unknown("face detector", name, DETECTORS, "detector")
 
 
 def as_rgb(frame) -> np.ndarray:

@@ -33,6 +33,7 @@ import numpy as np
 import keras
 
 from fer_keras.classes import CLASS_NAMES
+from fer_keras.errors import unknown
 from fer_keras.loading import load_model
 from fer_keras.models import gradcam_layer_name
 
@@ -217,10 +218,7 @@ def _check_installed() -> None:
 
 def _check_method(method) -> None:
     if method not in METHODS:
-        raise ValueError(
-            f"Unknown Grad-CAM method. Expected one of: {', '.join(METHODS)}. "
-            f"Received: method={method!r}"
-        )
+        raise unknown("Grad-CAM method", method, METHODS, "method")
 
 
 def _resolve_layer(model: keras.Model, layer_name: str | None) -> str:

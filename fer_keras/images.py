@@ -36,6 +36,8 @@ from typing import BinaryIO
 import numpy as np
 from PIL import Image, ImageOps
 
+from fer_keras.errors import unknown
+
 __all__ = ["MODES", "SIXTEEN_BIT_MODES", "decode", "open_image", "to_array", "to_grey"]
 
 # What `decode` and `to_array` return: "L" grey (H, W), "RGB" (H, W, 3).
@@ -139,7 +141,4 @@ def _grey_as(grey: np.ndarray, mode: str) -> np.ndarray:
 
 def _check_mode(mode: str) -> None:
     if mode not in MODES:
-        raise ValueError(
-            f"Unknown mode {mode!r}. Expected one of: {', '.join(MODES)}. "
-            f"Received: mode={mode!r}"
-        )
+        raise unknown("mode", mode, MODES, "mode")

@@ -21,6 +21,7 @@ from typing import Callable
 import keras
 from keras import layers
 
+from fer_keras.errors import unknown
 from fer_keras.layers import CBAM, DATA_FORMATS, FixedKernels, FusedBatchNormalization
 
 INPUT_SHAPE = (48, 48, 1)
@@ -310,10 +311,7 @@ def __getattr__(name: str):
 def get_spec(name: str) -> ModelSpec:
     """The registry entry for `name`, or a `ValueError` listing valid names."""
     if name not in MODEL_REGISTRY:
-        raise ValueError(
-            f"Unknown model {name!r}. Expected one of: {', '.join(MODEL_REGISTRY)}. "
-            f"Received: name={name!r}"
-        )
+        raise unknown("model", name, MODEL_REGISTRY, "name")
     return MODEL_REGISTRY[name]
 
 
@@ -333,10 +331,7 @@ def build_model(
     """
     spec = get_spec(name)
     if data_format not in DATA_FORMATS:
-        raise ValueError(
-            f"Unknown data_format {data_format!r}. Expected one of: "
-            f"{', '.join(DATA_FORMATS)}. Received: data_format={data_format!r}"
-        )
+        raise unknown("data_format", data_format, DATA_FORMATS, "data_format")
     check_data_format(data_format)
     if int(num_classes) < 2:
         raise ValueError(
@@ -373,10 +368,7 @@ def resolve_data_format(data_format: str | None, backend: str | None = None) -> 
     if data_format in (None, "auto"):
         return preferred_data_format(backend)
     if data_format not in DATA_FORMATS:
-        raise ValueError(
-            f"Unknown data_format {data_format!r}. Expected one of: "
-            f"{', '.join(DATA_FORMAT_CHOICES)}. Received: data_format={data_format!r}"
-        )
+        raise unknown("data_format", data_format, DATA_FORMAT_CHOICES, "data_format")
     check_data_format(data_format, backend)
     return data_format
 

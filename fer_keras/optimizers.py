@@ -2,15 +2,14 @@
 
 import keras
 
+from fer_keras.errors import unknown
 from fer_keras.recipes import OPTIMIZERS, SCHEDULES, Recipe
 
 
 def learning_rate_schedule(recipe: Recipe, steps_per_epoch: int):
     """The constant rate, or cosine decay after a linear warm-up, per step."""
     if recipe.schedule not in SCHEDULES:
-        raise ValueError(
-            f"Unknown schedule {recipe.schedule!r}. Expected one of: {SCHEDULES}."
-        )
+        raise unknown("schedule", recipe.schedule, SCHEDULES, "schedule")
     if recipe.schedule == "constant":
         return recipe.lr
     total = max(1, recipe.epochs * steps_per_epoch)
@@ -34,9 +33,7 @@ def make_optimizer(recipe: Recipe, steps_per_epoch: int) -> keras.optimizers.Opt
         return keras.optimizers.SGD(
             learning_rate=lr, momentum=recipe.momentum, nesterov=True
         )
-    raise ValueError(
-        f"Unknown optimizer {recipe.optimizer!r}. Expected one of: {OPTIMIZERS}."
-    )
+    raise unknown("optimizer", recipe.optimizer, OPTIMIZERS, "optimizer")
 
 
 def add_l2(model: keras.Model, weight_decay: float) -> None:

@@ -9,6 +9,8 @@ which published small CNNs reach 70-73% on FER2013.
 
 import dataclasses
 
+from fer_keras.errors import unknown
+
 
 @dataclasses.dataclass(frozen=True)
 class Recipe:
@@ -28,10 +30,10 @@ class Recipe:
 
     def replace(self, **overrides) -> "Recipe":
         """A copy with the given fields changed; `None` values are ignored."""
-        unknown = set(overrides) - {f.name for f in dataclasses.fields(self)}
-        if unknown:
+        extra = set(overrides) - {f.name for f in dataclasses.fields(self)}
+        if extra:
             raise ValueError(
-                f"Unknown recipe fields: {sorted(unknown)}. Expected some of: "
+                f"Unknown recipe fields: {sorted(extra)}. Expected some of: "
                 f"{[f.name for f in dataclasses.fields(self)]}"
             )
         given = {k: v for k, v in overrides.items() if v is not None}
@@ -81,8 +83,5 @@ SCHEDULES = ("constant", "cosine")
 def get_recipe(name: str) -> Recipe:
     """The preset `name`, or a `ValueError` listing the presets."""
     if name not in RECIPES:
-        raise ValueError(
-            f"Unknown recipe {name!r}. Expected one of: {', '.join(RECIPES)}. "
-            f"Received: name={name!r}"
-        )
+        raise unknown("recipe", name, RECIPES, "name")
     return RECIPES[name]

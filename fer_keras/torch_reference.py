@@ -20,6 +20,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from fer_keras.errors import unknown
 from fer_keras.layers import fixed_kernel_bank
 
 
@@ -186,10 +187,7 @@ def original_model(name: str) -> nn.Module:
     grey image itself: a `kernels` model was a `baseline` one.
     """
     if name not in ORIGINAL_MODELS:
-        raise ValueError(
-            f"Unknown model {name!r}. Expected one of: {', '.join(ORIGINAL_MODELS)}. "
-            f"Received: name={name!r}"
-        )
+        raise unknown("model", name, ORIGINAL_MODELS, "name")
     if name in ("baseline", "kernels"):
         return PlainCNN(fixed_kernels=False)
     return REFERENCES[name](fixed_kernels=False)

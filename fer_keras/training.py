@@ -190,7 +190,7 @@ def train(config: TrainConfig) -> dict:
     Returns the run summary that is also written to `run.json`.
     """
     if config.pipeline not in PIPELINES:
-        raise unknown("pipeline", config.pipeline, PIPELINES)
+        raise unknown("pipeline", config.pipeline, PIPELINES, "pipeline")
     resolve_data_format(config.data_format)
     if config.folds > 1 and config.checkpoint:
         raise TrainingError(

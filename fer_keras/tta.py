@@ -19,6 +19,8 @@ do not depend on the pixels' scale; the models do, and `Predictor` and
 
 import numpy as np
 
+from fer_keras.errors import unknown
+
 TTA_MODES: tuple[str, ...] = ("none", "mirror", "ten_crop")
 
 # The side of a ten-crop view as a fraction of the image side: 44 of 48
@@ -33,10 +35,8 @@ def resolve_mode(tta: bool | str | None) -> str:
     if tta is True:
         return "mirror"
     if tta not in TTA_MODES:
-        raise ValueError(
-            f"Unknown test-time augmentation {tta!r}. Expected one of: "
-            f"{', '.join(TTA_MODES)} (or True for mirror). Received: tta={tta!r}"
-        )
+        raise unknown("test-time augmentation", tta, TTA_MODES, "tta",
+                      hint="(True means mirror.)")
     return tta
 
 

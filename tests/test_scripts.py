@@ -384,3 +384,18 @@ def test_an_os_error_anywhere_is_one_line_and_a_bug_keeps_its_traceback(monkeypa
 
     with pytest.raises(TypeError):
         cli.run(bug)
+
+
+def test_distribute_is_refused_at_start_where_the_backend_has_no_engine(script, capsys,
+                                                                        tmp_path):
+    out = tmp_path / "run"
+    if BACKEND != "torch":
+        pytest.skip("jax and tensorflow run --distribute")
+    with pytest.raises(SystemExit) as exit_info:
+        # The data folder does not exist: the refusal must come before loading.
+        script("train.py", "--distribute", "--data-dir", str(tmp_path / "absent"),
+               "--output-dir", str(out))
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert "--distribute runs under the jax and tensorflow backends" in err
+    assert "Received: --backend torch" in err and not out.exists()
