@@ -104,7 +104,7 @@ def _jpeg_folder(data_dir: str) -> Path:
     """
     from fer_keras import data as fer_data
 
-    kind, source = fer_data._find_layout(fer_data.locate_data(data_dir))
+    kind, source = fer_data.find_layout(fer_data.locate_data(data_dir))
     if kind != "folders":
         raise fer_data.DataError(
             f"The benchmark reads image files, as the original did: --data-dir must be "
@@ -133,7 +133,7 @@ class _ImageFiles:
 
         from fer_keras import data as fer_data
 
-        pixels = fer_data._decode_image(self.paths[index])[0]
+        pixels = fer_data.decode_image(self.paths[index])[0]
         return pixels[:, :, None].astype(np.float32), self.labels[index]
 
 
@@ -149,7 +149,7 @@ class _OriginalRunner:
 
         self.torch = torch
         folder = _jpeg_folder(config["data_dir"])
-        paths, labels, _ = fer_data._list_folder_split(folder, "train")
+        paths, labels, _ = fer_data.list_folder_split(folder, "train")
         train_idx, val_idx = fer_data.train_val_split(
             labels, config["val_split"], config["seed"]
         )
@@ -226,7 +226,7 @@ class _ProjectRunner:
 
         self.fer_data, self.training = fer_data, training
         self.folder = _jpeg_folder(config["data_dir"])
-        self.paths = fer_data._list_folder_split(self.folder, "train")[0]
+        self.paths = fer_data.list_folder_split(self.folder, "train")[0]
         images, labels = fer_data.load_split(self.folder, "train")
         train_idx, val_idx = fer_data.train_val_split(
             labels, config["val_split"], config["seed"]
@@ -271,7 +271,7 @@ class _ProjectRunner:
         paths = [self.paths[(self._next_file + i) % len(self.paths)] for i in range(count)]
         self._next_file = (self._next_file + count) % len(self.paths)
         start = time.perf_counter()
-        self.fer_data._decode_images(paths, self.folder / "train")
+        self.fer_data.decode_images(paths, self.folder / "train")
         return time.perf_counter() - start
 
     def run(self, steps: int) -> dict:

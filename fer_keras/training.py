@@ -211,7 +211,7 @@ def _training_split(config: TrainConfig) -> tuple[str | Path, np.ndarray, np.nda
         data_dir = fer_data.locate_data(config.data_dir)
         return (data_dir, *fer_data.load_split(data_dir, "train"))
     images, labels = config.train_arrays
-    images, labels = np.asarray(images), fer_data._check_labels(labels)
+    images, labels = np.asarray(images), fer_data.check_labels(labels)
     expected = (fer_data.IMAGE_SIZE, fer_data.IMAGE_SIZE, 1)
     if images.dtype != np.uint8 or images.shape[1:] != expected or len(images) != len(labels):
         raise ValueError(

@@ -116,7 +116,7 @@ WRITERS = {
 @pytest.mark.parametrize("kind", WRITERS)
 def test_training_and_prediction_decode_the_same_grey(tmp_path, kind):
     path = WRITERS[kind](tmp_path / kind)
-    trained, _, size = data._decode_image(str(path))
+    trained, _, size = data.decode_image(str(path))
     photo = faces.load_image(path)
     assert size == (SIDE, SIDE) and photo.shape == (SIDE, SIDE, 3)
     assert trained.dtype == photo.dtype == np.uint8
@@ -134,7 +134,7 @@ def test_fer2013_grey_jpegs_decode_as_stored(tmp_path):
         with Image.open(path) as stored:
             expected = stored.resize((SIDE, SIDE), Image.Resampling.BILINEAR)
             expected = np.asarray(expected, dtype=np.uint8)
-        pixels, mode, size = data._decode_image(str(path))
+        pixels, mode, size = data.decode_image(str(path))
         assert (mode, size) == ("L", (side, side))
         np.testing.assert_array_equal(pixels, expected)
 
@@ -169,7 +169,7 @@ def test_transparency_is_laid_on_white(tmp_path):
     rgb = images.decode(tmp_path / "alpha.png", "RGB")
     assert tuple(rgb[0, 0]) == (200, 0, 0) and tuple(rgb[0, 1]) == (255, 255, 255)
     assert np.all(np.abs(rgb[1].astype(int) - 127) <= 1)
-    grey = data._decode_image(str(tmp_path / "alpha.png"))[0]
+    grey = data.decode_image(str(tmp_path / "alpha.png"))[0]
     assert grey.shape == (SIDE, SIDE) and grey.max() == 255
 
 
@@ -177,19 +177,19 @@ def test_exif_rotation_turns_training_images_upright(tmp_path):
     image = np.zeros((SIDE, SIDE), np.uint8)
     image[:8, :] = 255  # a white top band
     Image.fromarray(image).save(tmp_path / "band.png", exif=_exif(6))
-    pixels, mode, _ = data._decode_image(str(tmp_path / "band.png"))
+    pixels, mode, _ = data.decode_image(str(tmp_path / "band.png"))
     # Orientation 6: the stored top is the upright right side.
     assert mode == "L" and pixels[:, -8:].min() == 255 and pixels[:, :-8].max() == 0
     Image.new("L", (40, 20)).save(tmp_path / "wide.jpg", exif=_exif(6))
     assert images.decode(tmp_path / "wide.jpg").shape == (40, 20)
-    assert data._decode_image(str(tmp_path / "wide.jpg"))[2] == (20, 40)
+    assert data.decode_image(str(tmp_path / "wide.jpg"))[2] == (20, 40)
 
 
 def test_binary_files_and_open_images_decode_too(tmp_path):
     path = _write_rgba(tmp_path / "rgba")
     expected = images.decode(path)
     np.testing.assert_array_equal(images.decode(io.BytesIO(path.read_bytes())), expected)
-    np.testing.assert_array_equal(data._decode_image(io.BytesIO(path.read_bytes()))[0], expected)
+    np.testing.assert_array_equal(data.decode_image(io.BytesIO(path.read_bytes()))[0], expected)
     with Image.open(path) as opened:
         np.testing.assert_array_equal(images.decode(opened), expected)
 
@@ -220,7 +220,7 @@ def test_data_errors_are_unchanged(tmp_path):
     bad.write_bytes(b"not an image")
     with pytest.raises(data.DataError, match="Could not read image .*bad.png: "
                        "UnidentifiedImageError") as info:
-        data._decode_image(str(bad))
+        data.decode_image(str(bad))
     assert "delete it or replace it" in str(info.value)
     assert info.value.__cause__ is not None  # tools/pack_data.py reports it
 

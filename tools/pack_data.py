@@ -49,14 +49,14 @@ def pack_split(data_dir: str | os.PathLike | None, path: str | os.PathLike,
     """
     from fer_keras import data as fer_data
 
-    kind, source = fer_data._find_layout(fer_data.locate_data(data_dir))
+    kind, source = fer_data.find_layout(fer_data.locate_data(data_dir))
     if kind != "folders":
         raise fer_data.DataError(
             f"{source} is a csv of pixel values, not image files: a pack holds "
             "image files as they are. Pass a folder holding train/<class>/ images "
             "(the Kaggle msambare/fer2013 layout) with --data-dir."
         )
-    paths, labels, _ = fer_data._list_folder_split(source, split)
+    paths, labels, _ = fer_data.list_folder_split(source, split)
     blobs = [Path(p).read_bytes() for p in paths]
     offsets = np.zeros(len(blobs) + 1, np.int64)
     offsets[1:] = np.cumsum([len(b) for b in blobs])
@@ -138,7 +138,7 @@ def read_pack(path: str | os.PathLike, workers: int | None = None
     def decode(i: int) -> np.ndarray:
         blob = io.BytesIO(data[offsets[i]:offsets[i + 1]].tobytes())
         try:
-            return fer_data._decode_image(blob)[0]
+            return fer_data.decode_image(blob)[0]
         except fer_data.DataError as err:
             raise fer_data.DataError(
                 f"Image {i} of {path} does not decode ({err.__cause__}). The pack is "
