@@ -331,7 +331,8 @@ class EmotionRecognizer:
     Args:
         model: a `.keras` path or a `keras.Model` taking raw 0-255 grey
             (N, H, W, 1) and returning one logit per class of `CLASS_NAMES`,
-            or a `.tflite` export of one (fastest on a CPU, see `Predictor`).
+            or an export of one: `.tflite` (fastest on a CPU), `.onnx` or a
+            SavedModel folder (see `Predictor`).
             Default: the shipped default pretrained model
             (`fer_keras.loading.DEFAULT_PRETRAINED`).
         detector: "haar" (default, OpenCV's cascade), "mtcnn" (the
@@ -367,13 +368,15 @@ class EmotionRecognizer:
         if model is None:
             model = loading.load_pretrained()
         elif isinstance(model, (str, os.PathLike)):
-            # The predictor loads a .keras file, or runs a .tflite one.
+            # The predictor loads a .keras file, or runs an export (.tflite, .onnx,
+            # SavedModel); a missing runtime is named before the detector loads.
             check_model_path(model, runner="EmotionRecognizer")
         elif isinstance(model, keras.Model):
             loading.check_model(model, len(CLASS_NAMES), source=f"Model {model.name!r}")
         else:
             raise TypeError(
-                "`model` must be a path to a .keras or .tflite file, or a keras.Model. "
+                "`model` must be a path to a .keras file or an export of one (.tflite, "
+                ".onnx, SavedModel folder), or a keras.Model. "
                 f"Received: {type(model).__name__}"
             )
         if not 0 <= margin <= 1:

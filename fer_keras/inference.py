@@ -9,9 +9,10 @@ compiles the bare forward pass once per backend and calls it directly:
   than XLA for these convolutions, see `benchmarks/README.md`);
 - torch: the eager call under `torch.inference_mode()`.
 
-It also runs a LiteRT file written by `python export.py --format tflite
---quantize` (int8 weights): no Keras backend involved, the fastest way to
-classify one face on a CPU (benchmarks/README.md).
+It also runs what `python export.py` writes, without any Keras backend: a
+LiteRT file (`--format tflite --quantize`, int8 weights: the fastest way to
+classify one face on a CPU, benchmarks/README.md), an ONNX file (with
+onnxruntime) or a SavedModel folder (with TensorFlow).
 
 Batches are cut into chunks of at most `batch_size` images. Under jax, a
 chunk is padded to a power of two (or to `batch_size`), so jax compiles a few
@@ -30,6 +31,7 @@ import numpy as np
 
 import keras
 
+from fer_keras import export
 from fer_keras.classes import CLASS_NAMES
 from fer_keras.loading import ModelFileError, check_model, load_model
 from fer_keras.tta import num_views, resolve_mode, tta_views
@@ -56,27 +58,21 @@ def check_pixel_scale(pixels: np.ndarray, name: str = "images") -> None:
 
 
 def check_model_path(path: str | os.PathLike, runner: str = "Predictor") -> None:
-    """Raises `ModelFileError` for an ONNX or SavedModel export, saying how to run it.
+    """Raises an ImportError naming what to pip install, for an export whose
+    runtime is missing (onnxruntime for ONNX, TensorFlow for a SavedModel).
 
-    Without it, such a path fails as "not a Keras model file", which sends
-    the user looking for a file they already have.
+    Checked before any work, so that a long run does not end on it; other
+    paths are left to the loader.
     """
-    path = Path(path)
-    if path.suffix.lower() == ".onnx":
-        what, how = "an ONNX export", (
-            "run it with onnxruntime (`fer_keras.export.load_exported(path, 'onnx')` "
-            "maps raw 0-255 grey (N, H, W, 1) images to logits)")
-    elif path.is_dir() and (path / "saved_model.pb").exists():
-        what, how = "a TensorFlow SavedModel export", (
-            "serve it with TF Serving or run it with TensorFlow "
-            "(`fer_keras.export.load_exported(path, 'saved_model')` maps raw 0-255 "
-            "grey (N, H, W, 1) images to logits)")
-    else:
+    spec = export.format_of(path)
+    if spec is None:
         return
-    raise ModelFileError(
-        f"{runner} runs .keras files and .tflite exports; {path} is {what}: {how}, "
-        "or pass the .keras file it was exported from."
-    )
+    module, pip = spec.runtime
+    if not export._installed(module):
+        raise ImportError(
+            f"{runner} runs {Path(path)} ({spec.description} export) with {module}, "
+            f"which is not installed: pip install {pip}"
+        )
 
 
 class Predictor:
@@ -91,9 +87,11 @@ class Predictor:
     Args:
         model: a `keras.Model` mapping `(N, H, W, 1)` to the 7 FER2013 logits,
             the path of a `.keras` file (loaded once, with
-            `fer_keras.load_model`), or the path of a `.tflite` export of one.
+            `fer_keras.load_model`), or the path of an export of one: a
+            `.tflite` or `.onnx` file or a SavedModel folder (`export.py`).
         batch_size: the largest number of images computed at once.
-        num_threads: CPU threads for a `.tflite` file (default: one per core).
+        num_threads: CPU threads for a `.tflite` file (default: one per core)
+            or an `.onnx` one (default: onnxruntime's choice).
         tta: test-time augmentation, one of `fer_keras.tta.TTA_MODES`:
             "mirror" averages each face's and its mirror image's probabilities,
             "ten_crop" those of ten crops (ten times the work); True means
@@ -119,17 +117,18 @@ class Predictor:
                 f"`batch_size` must be a positive integer. Received: batch_size={batch_size!r}"
             )
         self.batch_size = int(batch_size)
-        if isinstance(model, (str, os.PathLike)) and Path(model).suffix == ".tflite":
-            self._init_litert(Path(model), num_threads)
-            return
         if isinstance(model, (str, os.PathLike)):
-            check_model_path(model)
+            spec = export.format_of(model)
+            if spec is not None:
+                self._init_exported(Path(model), spec, num_threads)
+                return
             model = load_model(model)
         elif isinstance(model, keras.Model):
             check_model(model, len(CLASS_NAMES))
         else:
             raise TypeError(
-                "`model` must be a keras.Model or the path of a `.keras` or `.tflite` file. "
+                "`model` must be a keras.Model or the path of a `.keras` file or of an "
+                "export of one (.tflite, .onnx, SavedModel folder). "
                 f"Received: model={model!r} of type {type(model).__name__}"
             )
         input_shape = tuple(model.inputs[0].shape)
@@ -144,15 +143,16 @@ class Predictor:
         self._backend = keras.backend.backend()
         self._forward = _compile_forward(model, self._backend)
 
-    def _init_litert(self, path: Path, num_threads: int | None) -> None:
-        from fer_keras import export
-
+    def _init_exported(self, path: Path, spec: export.ExportFormat,
+                       num_threads: int | None) -> None:
+        """Runs an export through its format's runtime, without Keras."""
         if not path.exists():
             raise ModelFileError(
                 f"Model file not found: {path}. Write one with "
-                "`python export.py --format tflite --quantize`."
+                f"`python export.py --format {spec.name}`."
             )
-        run = export.load_exported(path, "tflite", num_threads=num_threads)
+        check_model_path(path)
+        run = export.load_exported(path, spec.name, num_threads=num_threads)
         shape = run.input_shape
         if len(shape) != 4 or shape[-1] != 1 or min(shape[1:3]) < 1:
             raise ModelFileError(
@@ -167,10 +167,10 @@ class Predictor:
         self.model = None
         self.name = path.stem
         self.image_shape = (int(shape[1]), int(shape[2]))
-        self._backend = "litert"
+        self._backend = spec.keras_format  # "litert", "onnx" or "tf_saved_model"
 
         def forward(x):
-            logits = run(x)
+            logits = np.asarray(run(x), dtype="float32")
             z = np.exp(logits - logits.max(axis=-1, keepdims=True))
             return z / z.sum(axis=-1, keepdims=True)
 

@@ -109,3 +109,28 @@ def _export_litert(files: dict) -> None:
         )
         assert result.returncode == 0, result.stderr
         assert "Checked: max" in result.stdout
+
+
+@pytest.fixture(scope="session")
+def served_files(litert_files):
+    """litert_files' `.keras` model as an `.onnx` file and a SavedModel folder,
+    written under tensorflow (whatever the tests' backend), once per run."""
+    from filelock import FileLock
+
+    pytest.importorskip("tf2onnx")
+    folder = litert_files["keras"].parent
+    files = {"keras": litert_files["keras"], "onnx": folder / "model.onnx",
+             "saved_model": folder / "model_saved_model"}
+    code = ("import sys; from fer_keras import export; "
+            "export.export_model(sys.argv[1], sys.argv[2], 'onnx'); "
+            "export.export_model(sys.argv[1], sys.argv[3], 'saved_model')")
+    with FileLock(str(folder.parent / "served.lock")):
+        if not (files["onnx"].exists() and (files["saved_model"] / "saved_model.pb").exists()):
+            result = subprocess.run(
+                [sys.executable, "-c", code, str(files["keras"]), str(files["onnx"]),
+                 str(files["saved_model"])],
+                capture_output=True, text=True, cwd=ROOT, timeout=600,
+                env={**os.environ, "KERAS_BACKEND": "tensorflow"},
+            )
+            assert result.returncode == 0, result.stderr
+    return files

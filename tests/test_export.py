@@ -3,6 +3,7 @@
 Each backend exports the formats Keras can write from it (tensorflow: all
 three); export.py, which uses TensorFlow, is run once end to end."""
 
+import dataclasses
 import os
 import subprocess
 import sys
@@ -44,7 +45,7 @@ def test_round_trip_gives_the_keras_logits(model, tmp_path, format):
     reason = exportable(format)
     if reason:
         pytest.skip(reason)
-    pytest.importorskip(export._RUNTIMES[format][0])
+    pytest.importorskip(export.EXPORT_FORMATS[format].runtime[0])
     path = export.export_model(model, export.default_path(tmp_path / "model.keras", format),
                                format)
     run = export.load_exported(path, format)
@@ -95,6 +96,30 @@ def test_quantize_is_for_tflite_under_tensorflow():
         export.check_quantize("onnx", backend="tensorflow")
     with pytest.raises(ValueError, match="backend='jax'. Use --format tflite --backend tensorflow"):
         export.check_quantize("tflite", backend="jax")
+
+
+def test_each_format_is_one_spec():
+    """The older per-format tables are views of EXPORT_FORMATS."""
+    assert export.FORMATS == ("saved_model", "onnx", "tflite")
+    for name, spec in export.EXPORT_FORMATS.items():
+        assert spec.name == name
+        assert export.KERAS_FORMATS[name] == spec.keras_format
+        assert export.SUFFIXES[name] == spec.suffix
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        export.EXPORT_FORMATS["onnx"].suffix = ".pb"
+
+
+def test_format_of_a_path(tmp_path):
+    saved = tmp_path / "m_saved_model"
+    saved.mkdir()
+    assert export.format_of(saved) is None
+    (saved / "saved_model.pb").write_bytes(b"pb")
+    assert export.format_of(saved).name == "saved_model"
+    assert export.format_of("a/model.ONNX").name == "onnx"
+    assert export.format_of("model.tflite").name == "tflite"
+    assert export.format_of("model.keras") is None
+    with pytest.raises(ValueError, match=r"Received: path=model.keras"):
+        export.load_exported("model.keras")
 
 
 @pytest.mark.slow

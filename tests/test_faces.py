@@ -204,10 +204,16 @@ def test_tta_set_later_is_used_and_checked(model_path, astronaut):
         recognizer.tta = "ten-crop"
 
 
-def test_onnx_export_says_how_to_run_it(tmp_path):
+def test_onnx_export_is_run_or_names_its_runtime(tmp_path, monkeypatch):
+    """An .onnx file goes to onnxruntime; a missing runtime is named, not a bad file."""
+    from fer_keras import export
+
     (tmp_path / "model.onnx").write_bytes(b"onnx")
-    with pytest.raises(loading.ModelFileError,
-                       match=r"EmotionRecognizer runs .keras files.*ONNX export"):
+    if export._installed("onnxruntime"):
+        with pytest.raises(loading.ModelFileError, match=r"model.onnx is not an ONNX model"):
+            faces.EmotionRecognizer(tmp_path / "model.onnx")
+    monkeypatch.setattr(export, "_installed", lambda module: False)
+    with pytest.raises(ImportError, match=r"^EmotionRecognizer runs .*pip install onnxruntime"):
         faces.EmotionRecognizer(tmp_path / "model.onnx")
 
 

@@ -5,7 +5,7 @@ import pytest
 
 import keras
 
-from fer_keras import inference, tta
+from fer_keras import export, inference, tta
 from fer_keras.classes import CLASS_NAMES
 from fer_keras.inference import Predictor
 from fer_keras.loading import ModelFileError
@@ -127,21 +127,43 @@ def test_tta_is_checked_before_the_model_loads(model):
     assert predictor.tta == "mirror"
 
 
-def test_onnx_and_saved_model_exports_say_how_to_run_them(tmp_path):
-    """They used to fail as "not a Keras model file", or as missing."""
+@pytest.mark.slow
+@pytest.mark.parametrize("format", ["onnx", "saved_model"])
+def test_onnx_and_saved_model_exports_give_the_keras_probabilities(served_files, format):
+    """They used to be refused with a note on how to run them elsewhere."""
+    pytest.importorskip(export.EXPORT_FORMATS[format].runtime[0])
+    model = keras.saving.load_model(served_files["keras"])
+    predictor = Predictor(served_files[format], batch_size=4, tta="mirror")
+    assert predictor.model is None and predictor.image_shape == (48, 48)
+    faces = _faces(6, seed=5)
+    expected = np.mean([_expected(model, view)
+                        for view in tta.tta_views(faces[..., None], "mirror")], axis=0)
+    np.testing.assert_allclose(predictor.predict_proba(faces), expected, atol=1e-5)
+    assert predictor.predict_proba(faces[:0]).shape == (0, len(CLASS_NAMES))
+
+
+def test_exports_without_their_runtime_say_what_to_install(tmp_path, monkeypatch):
     (tmp_path / "model.onnx").write_bytes(b"onnx")
-    with pytest.raises(ModelFileError, match=r"Predictor runs .keras files and .tflite exports; "
-                       r".*model.onnx is an ONNX export: run it with onnxruntime.*, or pass "
-                       r"the .keras file it was exported from"):
-        Predictor(tmp_path / "model.onnx")
     saved = tmp_path / "model_saved_model"
     saved.mkdir()
     (saved / "saved_model.pb").write_bytes(b"pb")
-    with pytest.raises(ModelFileError, match=r"model_saved_model is a TensorFlow SavedModel "
-                       r"export: serve it with TF Serving.*load_exported"):
-        Predictor(str(saved))
-    with pytest.raises(ModelFileError, match=r"^predict.py runs"):
+    monkeypatch.setattr(export, "_installed", lambda module: False)
+    with pytest.raises(ImportError, match=r"^Predictor runs .*model.onnx \(ONNX export\) "
+                       r"with onnxruntime, which is not installed: pip install onnxruntime$"):
+        Predictor(tmp_path / "model.onnx")
+    with pytest.raises(ImportError, match=r"^predict.py runs .*model_saved_model \(TensorFlow "
+                       r"SavedModel export\) with tensorflow.*pip install tensorflow$"):
         inference.check_model_path(saved, runner="predict.py")
+    inference.check_model_path(tmp_path / "model.keras")  # not an export: left to the loader
+
+
+def test_broken_or_missing_exports_are_named(tmp_path):
+    pytest.importorskip("onnxruntime")
+    (tmp_path / "model.onnx").write_bytes(b"onnx")
+    with pytest.raises(ModelFileError, match=r"model.onnx is not an ONNX model"):
+        Predictor(tmp_path / "model.onnx")
+    with pytest.raises(ModelFileError, match=r"not found: .*gone.onnx.*--format onnx"):
+        Predictor(tmp_path / "gone.onnx")
 
 
 def test_predict_labels(model, predictor):

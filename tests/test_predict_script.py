@@ -1,7 +1,9 @@
 """predict.py on a folder of real and broken files, a video and a webcam.
 
 Runs `predict.main` in this process (the model loads once per run); one
-subprocess run checks that a bad model ends in one line, not a traceback."""
+subprocess run checks that a bad model ends in one line, not a traceback.
+The parts live in the package (fer_keras.media, .results, .prediction) and
+their unit tests import them from there."""
 
 import csv
 import json
@@ -18,7 +20,9 @@ from PIL import Image
 import keras
 
 import fer_keras
-from fer_keras import CLASS_NAMES, loading
+from fer_keras import CLASS_NAMES, export, loading, prediction
+from fer_keras.media import collect_inputs
+from fer_keras.results import CSV_FIELDS, Results
 
 cv2 = pytest.importorskip("cv2")
 skimage_data = pytest.importorskip("skimage.data")
@@ -150,7 +154,7 @@ def test_video_gets_an_annotated_video_and_a_row_per_face(run):
 def test_csv_columns(run):
     _, _, _, rows = run
     row = next(r for r in rows if r["file"].endswith("astronaut.jpg"))
-    assert list(row)[:9] == list(predict.CSV_FIELDS)
+    assert list(row)[:9] == list(CSV_FIELDS)
     assert sum(float(row[name]) for name in CLASS_NAMES) == pytest.approx(1.0, abs=1e-3)
     top = max(float(row[name]) for name in CLASS_NAMES)
     assert float(row[row["label"]]) == pytest.approx(top, abs=2e-6)
@@ -181,7 +185,7 @@ def test_tta_takes_the_modes_of_evaluate(photos, model_path, tmp_path):
     assert records["tta"] == "ten_crop"
     (face,) = records["files"][0]["faces"]
     recognizer = faces.EmotionRecognizer(model_path, tta="ten_crop",
-                                         detection_size=predict.IMAGE_DETECTION_SIZE)
+                                         detection_size=prediction.IMAGE_DETECTION_SIZE)
     (expected,) = recognizer.predict(faces.load_image(photo))
     assert face["box"] == list(expected.box)
     np.testing.assert_allclose(list(face["probabilities"].values()), expected.probabilities,
@@ -200,7 +204,7 @@ def test_bare_tta_before_a_path_means_mirror(argv, expected):
     """Only a bare --tta followed by a path is rewritten; a misspelt mode is left to argparse."""
     from fer_keras import tta
 
-    assert predict.bare_tta_means_mirror(argv, tta.TTA_MODES) == (expected or argv)
+    assert prediction.bare_tta_means_mirror(argv, tta.TTA_MODES) == (expected or argv)
 
 
 def test_misspelt_tta_mode_is_refused_with_the_choices(capsys):
@@ -226,20 +230,73 @@ def test_a_folder_without_images_is_an_error(model_path, tmp_path, capsys, conte
     assert record["status"] == "error" and record["kind"] == "folder"
 
 
-def test_exports_predict_cannot_run_say_what_to_do(tmp_path):
+def test_an_export_without_its_runtime_says_what_to_install(tmp_path, monkeypatch):
     """An .onnx file or a SavedModel folder used to get "expected a .keras archive"."""
     (tmp_path / "model.onnx").write_bytes(b"onnx")
-    with pytest.raises(loading.ModelFileError, match=(
-            r"^predict.py runs .keras files and .tflite exports; .*model.onnx is an ONNX "
-            r"export: run it with onnxruntime.*or pass the .keras file it was exported from")):
-        predict.main(["x.jpg", "--model-path", str(tmp_path / "model.onnx"), "--backend",
-                      BACKEND])
     saved = tmp_path / "model_saved_model"
     saved.mkdir()
     (saved / "saved_model.pb").write_bytes(b"pb")
-    with pytest.raises(loading.ModelFileError,
-                       match=r"^predict.py runs .*is a TensorFlow SavedModel export"):
+    monkeypatch.setattr(export, "_installed", lambda module: False)
+    with pytest.raises(SystemExit, match=r"^error: predict.py runs .*model.onnx \(ONNX export\) "
+                       r"with onnxruntime, which is not installed: pip install onnxruntime"):
+        predict.main(["x.jpg", "--model-path", str(tmp_path / "model.onnx"), "--backend",
+                      BACKEND])
+    with pytest.raises(SystemExit, match=r"SavedModel export\).*pip install tensorflow"):
         predict.main(["x.jpg", "--model-path", str(saved), "--backend", BACKEND])
+
+
+@pytest.mark.slow
+def test_onnx_export_predicts_like_its_keras_file(served_files, photos, tmp_path):
+    pytest.importorskip("onnxruntime")
+    photo = str(photos / "astronaut.jpg")
+    found = {}
+    for kind in ("keras", "onnx"):
+        out = tmp_path / kind
+        predict.main([photo, "--model-path", str(served_files[kind]), "--output-dir", str(out),
+                      "--backend", BACKEND])
+        (found[kind],) = json.loads((out / "predictions.json").read_text())["files"][0]["faces"]
+    assert found["onnx"]["box"] == found["keras"]["box"]
+    np.testing.assert_allclose(list(found["onnx"]["probabilities"].values()),
+                               list(found["keras"]["probabilities"].values()), atol=1e-5)
+
+
+def test_collect_inputs(photos, tmp_path):
+    inputs, missing = collect_inputs([photos, photos / "day2" / "notes.txt",
+                                      tmp_path / "nowhere"])
+    names = {str(name): kind for _, name, kind in inputs}
+    assert names["holiday/clip.mp4"] == "video" and names["holiday/day2/cat.png"] == "image"
+    assert "holiday/day2/notes.txt" not in names  # found in a folder: not an image suffix
+    assert names["notes.txt"] == "image"  # named: tried whatever its suffix
+    assert [error for _, error in missing] == [f"{tmp_path / 'nowhere'}: no such file or folder"]
+
+
+def test_results_writer(tmp_path):
+    from fer_keras import faces
+
+    results = Results(tmp_path, CLASS_NAMES)
+    first = results.annotated_path(Path("a/photo.gif"), "image")
+    assert first == tmp_path / "annotated" / "a" / "photo.png"
+    assert results.annotated_path(Path("a/photo.gif"), "image").name == "photo_2.png"
+    assert results.annotated_path(Path("clip.avi"), "video").name == "clip.mp4"
+    probabilities = np.linspace(1, 7, 7) / 28
+    face = faces.Face((1, 2, 3, 4), probabilities, faces.Detection((1.0, 2.0, 3.0, 4.0)))
+    results.add("photo.gif", "image", [(0, [face])], annotated=first)
+    results.add("cat.png", "image", [(0, [])])
+    results.add("cut.jpg", "image", error="cut.jpg is truncated or corrupt")
+    csv_path, json_path = results.write({"model": "m"})
+    records = json.loads(json_path.read_text())
+    assert records["model"] == "m"
+    assert [r["status"] for r in records["files"]] == ["ok", "no face", "error"]
+    with open(csv_path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert [r["status"] for r in rows] == ["ok", "no face", "error"]
+    assert (rows[0]["x"], rows[0]["label"], rows[0]["neutral"]) == ("1", "neutral", "0.250000")
+    assert rows[2]["error"] == "cut.jpg is truncated or corrupt"
+
+
+def test_moved_names_still_read_from_the_script():
+    assert predict.CSV_FIELDS == CSV_FIELDS and predict.Results is Results
+    assert predict.bare_tta_means_mirror is prediction.bare_tta_means_mirror
 
 
 def test_missing_path_and_webcam_without_camera(model_path, tmp_path):
