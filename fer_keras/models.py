@@ -411,6 +411,22 @@ def check_data_format(data_format: str, backend: str | None = None) -> None:
         )
 
 
+def float32_copy(model: keras.Model) -> keras.Model:
+    """A copy of `model` that computes in float32, with the same weights.
+
+    A model trained under mixed precision saves its layers' policy
+    (`mixed_bfloat16`); a file people run on any CPU, or export to LiteRT,
+    should compute in float32.
+    """
+
+    def as_float32(layer):
+        return layer.__class__.from_config({**layer.get_config(), "dtype": "float32"})
+
+    copy = keras.models.clone_model(model, clone_function=as_float32)
+    copy.set_weights(model.get_weights())
+    return copy
+
+
 def copy_weights(source: keras.Model, target: keras.Model) -> None:
     """Copies every weight of `source` into `target`, matched by layer name.
 

@@ -419,14 +419,16 @@ def _callbacks(config: TrainConfig, setup: FitSetup, out: Path, start: _Start,
                nan_guard: StopOnNaN) -> list[keras.callbacks.Callback]:
     num_classes = len(CLASS_NAMES)
     history_path = out / "history.csv"
-    channels_last = None if setup.data_format == DEFAULT_DATA_FORMAT else build_model(
-        config.model, num_classes=num_classes, data_format=DEFAULT_DATA_FORMAT
-    )
+    # Files are channels-last and float32, whatever layout and precision trained.
+    with preserved_global_state():
+        keras.config.set_dtype_policy("float32")
+        saved_as = build_model(config.model, num_classes=num_classes,
+                               data_format=DEFAULT_DATA_FORMAT)
     callbacks = [
         EpochStats(),
         keras.callbacks.CSVLogger(str(history_path), append=True),
         SaveBestModel(out / "model.keras", setup.model, best=start.best,
-                      save_as=channels_last),
+                      save_as=saved_as),
         run_backup.RunBackup(out / "backup", save_freq=config.backup_every or "epoch"),
         nan_guard,
         CurvesPlot(history_path, title=f"{config.model} ({config.recipe_name})"),
@@ -435,7 +437,7 @@ def _callbacks(config: TrainConfig, setup: FitSetup, out: Path, start: _Start,
         callbacks.append(CommittedCheckpoint(
             Path(config.checkpoint), setup.model, every=config.checkpoint_every,
             # An uncompiled copy: the optimizer's state stays out of the file.
-            save_as=channels_last or build_model(config.model, num_classes=num_classes),
+            save_as=saved_as,
             state=lambda: {
                 **_checkpoint_identity(config),
                 "command": list(config.command or sys.argv),

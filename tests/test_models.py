@@ -13,6 +13,7 @@ import keras
 from keras import ops
 
 import fer_keras
+from fer_keras import models
 from fer_keras.models import (
     MODEL_REGISTRY,
     copy_weights,
@@ -311,17 +312,17 @@ def test_channels_first_model_computes_the_same_with_the_same_weights(name):
 def test_channels_first_trains_like_channels_last():
     # resnet has no dropout, so a step is deterministic: batch statistics,
     # gradients and the update must agree in both layouts.
-    models = {}
+    built = {}
     for data_format in ("channels_last", "channels_first"):
         keras.utils.set_random_seed(0)
-        models[data_format] = fer_keras.build_model("resnet", data_format=data_format)
-    copy_weights(models["channels_last"], models["channels_first"])
+        built[data_format] = fer_keras.build_model("resnet", data_format=data_format)
+    copy_weights(built["channels_last"], built["channels_first"])
     x, y = _separable_set(n=8)
-    for model in models.values():
+    for model in built.values():
         model.compile(keras.optimizers.SGD(0.1),
                       keras.losses.SparseCategoricalCrossentropy(from_logits=True))
         model.fit(x, y, batch_size=8, epochs=2, verbose=0, shuffle=False)
-    for a, b in zip(models["channels_last"].weights, models["channels_first"].weights):
+    for a, b in zip(built["channels_last"].weights, built["channels_first"].weights):
         np.testing.assert_allclose(_numpy(a), _numpy(b), atol=2e-4, err_msg=a.path)
 
 
@@ -423,3 +424,23 @@ def test_keras_files_load_under_every_backend(saved_zoo, backend):
         np.testing.assert_allclose(
             got[name], want[name], atol=1e-4, rtol=0, err_msg=name
         )
+
+
+def test_float32_copy_computes_in_float32_with_the_same_weights():
+    keras.config.set_dtype_policy("mixed_bfloat16")
+    try:
+        mixed = fer_keras.build_model("baseline")
+    finally:
+        keras.config.set_dtype_policy("float32")
+    assert "mixed_bfloat16" in {layer.dtype_policy.name for layer in mixed.layers}
+    copy = models.float32_copy(mixed)
+    assert {layer.dtype_policy.name for layer in copy.layers} == {"float32"}
+    assert [layer.name for layer in copy.layers] == [layer.name for layer in mixed.layers]
+    for a, b in zip(copy.get_weights(), mixed.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    x = np.random.default_rng(0).integers(0, 256, (2, 48, 48, 1)).astype("float32")
+    logits = keras.ops.convert_to_numpy(copy(x))
+    assert logits.dtype == np.float32
+    np.testing.assert_allclose(
+        logits, keras.ops.convert_to_numpy(keras.ops.cast(mixed(x), "float32")), atol=0.5
+    )

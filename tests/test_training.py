@@ -387,6 +387,9 @@ def test_training_puts_back_the_global_dtype_policy(data_dir, tmp_path):
     before = keras.config.dtype_policy().name
     training.train(_config(data_dir, tmp_path / "ok", epochs=1, mixed_precision="bfloat16"))
     assert keras.config.dtype_policy().name == before
+    # The saved model computes in float32, whatever precision trained it.
+    saved = keras.saving.load_model(tmp_path / "ok" / "model.keras")
+    assert {layer.dtype_policy.name for layer in saved.layers} == {"float32"}
     config = _config(data_dir, tmp_path / "nan", epochs=1, mixed_precision="bfloat16")
     config.recipe = config.recipe.replace(lr=1e30, weight_decay=0.0)
     with pytest.raises(training.TrainingError):

@@ -174,7 +174,7 @@ def main(argv=None) -> None:
     import keras
     import numpy as np
 
-    from fer_keras import compact, data, evaluation, export, loading
+    from fer_keras import compact, data, evaluation, export, loading, models
     from fer_keras.inference import Predictor
     from fer_keras.plots import plot_curves
     from fer_keras.runinfo import environment_info
@@ -195,7 +195,8 @@ def main(argv=None) -> None:
     name = args.name or run["model"]
     target = loading.PRETRAINED_DIR / f"{name}.keras"
     # Loaded uncompiled and saved again: the checkpoint's optimizer state stays behind.
-    full = loading.load_model(args.run_dir / "model.keras")
+    # In float32 whatever precision trained it (the LiteRT export needs it too).
+    full = models.float32_copy(loading.load_model(args.run_dir / "model.keras"))
     with tempfile.TemporaryDirectory() as tmp:
         full.save(Path(tmp) / "model.keras")
         compact.save_float16(Path(tmp) / "model.keras", target)
