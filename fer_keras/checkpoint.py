@@ -24,6 +24,7 @@ from pathlib import Path
 import keras
 
 from fer_keras import compact
+from fer_keras.errors import TrainingError
 from fer_keras.models import copy_weights
 
 STATE_FILE = "fer_keras_checkpoint.json"
@@ -98,3 +99,31 @@ class CommittedCheckpoint(keras.callbacks.Callback):
             copy_weights(model, self.save_as)
             model = self.save_as
         save_checkpoint(model, self.path, {**self.state(), "epoch": epoch + 1})
+
+
+def _flat(identity: dict) -> dict:
+    recipe = {f"recipe.{k}": v for k, v in (identity.get("recipe") or {}).items()}
+    return {**{k: v for k, v in identity.items() if k != "recipe"}, **recipe}
+
+
+def check_identity(path: Path, identity: dict) -> dict:
+    """The state of the checkpoint at `path`, if it was written by the run
+    `identity` describes (model, recipe, seed, validation split).
+
+    A checkpoint continues only the run that wrote it: another model, recipe,
+    seed or validation split would change what the schedule and the split
+    mean, so each difference is refused with the value to pass.
+    """
+    state = read_checkpoint_state(path)
+    expected = _flat(identity)
+    held = _flat({k: state.get(k) for k in identity})
+    different = [k for k in expected if held.get(k) != expected[k]]
+    if different:
+        raise TrainingError(
+            f"--checkpoint {path} belongs to another run: it was written with "
+            + ", ".join(f"{k}={held.get(k)!r}" for k in different)
+            + "; this run has "
+            + ", ".join(f"{k}={expected[k]!r}" for k in different)
+            + ". Pass the options of the run that wrote it, or another --checkpoint path."
+        )
+    return state

@@ -28,17 +28,18 @@ from fer_keras.augment import AugmentedModel, build_augmentation
 from fer_keras.callbacks import (  # noqa: F401 - public here since the first release
     CurvesPlot, EpochStats, SaveBestModel, StopOnNaN, draw_curves,
 )
-from fer_keras.checkpoint import CommittedCheckpoint, read_checkpoint_state
+from fer_keras.checkpoint import CommittedCheckpoint, check_identity, read_checkpoint_state
 from fer_keras.classes import CLASS_NAMES
 from fer_keras.devices import (  # noqa: F401 - auto_precision is public here
     auto_precision, distribution_scope, preserved_global_state, set_precision,
 )
 from fer_keras.errors import TrainingError, unknown
 from fer_keras.history import read_history, truncate_history, write_history
-from fer_keras.loading import ModelFileError, load_model, pretrained_path, source_run
+from fer_keras.warm_start import check_same_split, init_source, init_weights
 from fer_keras.models import DEFAULT_DATA_FORMAT, build_model, resolve_data_format
 from fer_keras.optimizers import add_l2, learning_rate_schedule, make_optimizer  # noqa: F401
 from fer_keras.recipes import Recipe
+from fer_keras.run_record import completed_record, run_record, write_json
 from fer_keras.runinfo import environment_info
 
 
@@ -79,64 +80,6 @@ class TrainConfig:
     train_arrays: tuple[np.ndarray, np.ndarray] | None = None
 
 
-def init_source(init_from: str, model_name: str) -> Path:
-    """The `.keras` file `init_from` names: a path, or "pretrained" for the shipped one."""
-    if init_from == "pretrained":
-        return pretrained_path(model_name)
-    return Path(init_from)
-
-
-def check_same_split(path: Path, seed: int, val_split: float) -> None:
-    """Refuses to validate a started model on images it was trained on.
-
-    The seed and the fraction draw the validation split; another draw would
-    put the source model's training images into this run's validation set
-    and inflate its accuracy.
-    """
-    run = source_run(path)
-    if not run or "seed" not in run:
-        return
-    if run.get("fold"):
-        raise TrainingError(
-            f"--init-from {path} is fold {run['fold']} of a {run['folds']}-fold "
-            "cross-validation: it trained on images that any validation split of "
-            "this run would hold. Start from a model trained with --folds 1."
-        )
-    trained_with = (run["seed"], run.get("val_split", 0.1))
-    source = "--seed {} --val-split {}".format(*trained_with)
-    if trained_with != (seed, val_split):
-        raise TrainingError(
-            f"--init-from {path} was trained with {source}; this run has --seed {seed} "
-            f"--val-split {val_split}, so its validation images would include images "
-            f"that model trained on. Pass {source}."
-        )
-
-
-def init_weights(model: keras.Model, path: Path, model_name: str) -> None:
-    """Starts `model` from the weights of the saved `model_name` model at `path`.
-
-    Fine-tuning and a second learning-rate cycle (warm restart) both start here;
-    the optimizer starts fresh. A resumed run still continues from its backup.
-    """
-    try:
-        source = load_model(path, num_classes=model.outputs[0].shape[-1])
-    except ModelFileError as err:
-        raise ModelFileError(
-            f"--init-from {path}: {err} Pass a model.keras of the same --model, "
-            "or 'pretrained'."
-        ) from err
-    expected = [tuple(w.shape) for w in model.weights]
-    received = [tuple(w.shape) for w in source.weights]
-    if expected != received:
-        raise TrainingError(
-            f"--init-from {path} is not a {model_name!r} model: its weights have "
-            f"shapes {received[:3]}... ({len(received)} in all), expected "
-            f"{expected[:3]}... ({len(expected)}). Pass a model.keras trained "
-            f"with --model {model_name}."
-        )
-    model.set_weights(source.get_weights())
-
-
 def _one_hot(dataset, num_classes):
     import tensorflow as tf
 
@@ -157,31 +100,9 @@ def _checkpoint_identity(config: TrainConfig) -> dict:
     }
 
 
-def _flat(identity: dict) -> dict:
-    recipe = {f"recipe.{k}": v for k, v in (identity.get("recipe") or {}).items()}
-    return {**{k: v for k, v in identity.items() if k != "recipe"}, **recipe}
-
-
 def check_checkpoint(path: Path, config: TrainConfig) -> dict:
-    """The state of the checkpoint at `path`, if this run may continue from it.
-
-    A checkpoint continues only the run that wrote it: another model, recipe,
-    seed or validation split would change what the schedule and the split
-    mean, so each difference is refused with the value to pass.
-    """
-    state = read_checkpoint_state(path)
-    expected = _flat(_checkpoint_identity(config))
-    held = _flat({k: state.get(k) for k in ("model", "recipe_name", "recipe", "seed", "val_split")})
-    different = [k for k in expected if held.get(k) != expected[k]]
-    if different:
-        raise TrainingError(
-            f"--checkpoint {path} belongs to another run: it was written with "
-            + ", ".join(f"{k}={held.get(k)!r}" for k in different)
-            + "; this run has "
-            + ", ".join(f"{k}={expected[k]!r}" for k in different)
-            + ". Pass the options of the run that wrote it, or another --checkpoint path."
-        )
-    return state
+    """The state of the checkpoint at `path`, if this run may continue from it."""
+    return check_identity(path, _checkpoint_identity(config))
 
 
 def train(config: TrainConfig) -> dict:
@@ -247,7 +168,7 @@ def _cross_validate(config: TrainConfig) -> dict:
         **environment_info(),
     }
     out = Path(config.output_dir)
-    (out / "cv.json").write_text(json.dumps(summary, indent=2))
+    write_json(out / "cv.json", summary)
     print(
         f"{config.folds}-fold validation accuracy: "
         f"{summary['val_accuracy_mean']:.4f} +/- {summary['val_accuracy_std']:.4f}"
@@ -448,62 +369,6 @@ def _callbacks(config: TrainConfig, setup: FitSetup, out: Path, start: _Start,
     return callbacks + list(config.callbacks)
 
 
-def _run_record(config, setup: FitSetup, start: _Start, data_dir, labels,
-                train_idx, val_idx, fold) -> dict:
-    """What run.json says while the run trains."""
-    def split_counts(idx):
-        return {"total": int(len(idx)), **fer_data.class_counts(labels[idx])}
-
-    return {
-        "status": "running",
-        "model": config.model,
-        "recipe_name": config.recipe_name,
-        "recipe": config.recipe.to_dict(),
-        "command": list(config.command or sys.argv),
-        "seed": config.seed,
-        "init_from": setup.init_path and str(setup.init_path),
-        "checkpoint": config.checkpoint and str(config.checkpoint),
-        "continued_from_checkpoint_after_epoch": start.epoch if start.from_checkpoint else None,
-        "dtype_policy": setup.dtype_policy,
-        "data_dir": str(data_dir),
-        "data": {"train": split_counts(train_idx), "val": split_counts(val_idx)},
-        "val_split": config.val_split,
-        # Which images were held out: fold `fold` of `folds`, else `val_split`.
-        "folds": config.folds if fold else 1,
-        "fold": fold,
-        "steps_per_epoch": setup.steps_per_epoch,
-        "pipeline": config.pipeline,
-        "data_format": setup.data_format,
-        "class_weight": setup.class_weight,
-        "params": int(setup.model.count_params()),
-        **environment_info(),
-    }
-
-
-def _write_json(path: Path, record: dict) -> None:
-    partial = path.with_name(f"{path.name}.partial")
-    partial.write_text(json.dumps(record, indent=2))
-    partial.replace(path)
-
-
-def _summary(info: dict, out: Path) -> dict:
-    """run.json of a completed run: the record plus what the epochs gave."""
-    history = read_history(out / "history.csv")
-    best_row = max(history, key=lambda r: float(r["val_accuracy"]))
-    times = [float(r["epoch_time_s"]) for r in history if r.get("epoch_time_s")]
-    return {
-        **info,
-        "status": "completed",
-        "epochs": len(history),
-        "best_epoch": int(best_row["epoch"]) + 1,
-        "best_val_accuracy": float(best_row["val_accuracy"]),
-        "final": {k: float(v) for k, v in history[-1].items() if k != "epoch"},
-        "epoch_time_s": times,
-        "mean_epoch_time_s": float(np.mean(times[1:] or times)) if times else None,
-        "model_path": str(out / "model.keras"),
-    }
-
-
 def _fit_one(config, data_dir, images, labels, train_idx, val_idx, fold=None) -> dict:
     """One run, in the order a reader checks it: done already? set up, resume,
     record, fit, then say how it ended."""
@@ -522,8 +387,8 @@ def _fit_one(config, data_dir, images, labels, train_idx, val_idx, fold=None) ->
     start = _resume(config, setup, out)
     nan_guard = StopOnNaN()
     callbacks = _callbacks(config, setup, out, start, nan_guard)
-    info = _run_record(config, setup, start, data_dir, labels, train_idx, val_idx, fold)
-    _write_json(out / "run.json", info)
+    info = run_record(config, setup, start, data_dir, labels, train_idx, val_idx, fold)
+    write_json(out / "run.json", info)
 
     setup.trainer.fit(
         setup.train_data,
@@ -538,15 +403,15 @@ def _fit_one(config, data_dir, images, labels, train_idx, val_idx, fold=None) ->
         shuffle=False,
     )
     if nan_guard.nan_at is not None:
-        _write_json(out / "run.json", {**info, "status": "failed: non-finite loss"})
+        write_json(out / "run.json", {**info, "status": "failed: non-finite loss"})
         raise TrainingError(
             f"The loss became NaN or infinite (batch {nan_guard.nan_at} of the last "
             f"epoch) and training stopped. Lower the learning rate (--lr, now "
             f"{config.recipe.lr}), or turn off --mixed-precision, then start again with a "
             "new --output-dir."
         )
-    info = _summary(info, out)
-    _write_json(out / "run.json", info)
+    info = completed_record(info, out)
+    write_json(out / "run.json", info)
     run_backup.remove(out / "backup")
     print(
         f"Best validation accuracy {info['best_val_accuracy']:.4f} at epoch "
