@@ -270,7 +270,8 @@ def test_missing_packages_say_how_to_install(model_path, monkeypatch):
 
 
 def test_unknown_detector(model_path):
-    with pytest.raises(ValueError, match=r"Received: 'dlib'"):
+    with pytest.raises(ValueError, match=r"Unknown face detector 'dlib'. Expected one of: "
+                       r"haar, mtcnn. Received: detector='dlib'"):
         faces.EmotionRecognizer(model_path, detector="dlib")
 
 
