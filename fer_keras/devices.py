@@ -38,32 +38,94 @@ def set_precision(mixed_precision: str | None) -> str:
     return policy
 
 
-def distribution_scope(distribute: bool):
+class Placement:
+    """Where a run trains: one device, or data parallel over several.
+
+    Made before the data loads, so a batch that does not split evenly over
+    the devices is refused at once; `to_dict` is what run.json records, so a
+    user can tell whether an 8-GPU or TPU run was parallel at all.
+    """
+
+    def __init__(self, distribute: bool, global_batch: int):
+        self.distribute = bool(distribute)
+        self.global_batch = int(global_batch)
+        self._strategy = None
+        backend = keras.backend.backend()
+        if not self.distribute:
+            found = accelerators()
+            self.strategy, self.devices = "single device", 1
+            self.device_kind = found[0] if found else "CPU"
+        elif backend == "jax":
+            import jax
+
+            devices = jax.devices()
+            self.strategy = "keras.distribution.DataParallel"
+            self.devices, self.device_kind = len(devices), devices[0].device_kind
+        elif backend == "tensorflow":
+            self._strategy = _tf_strategy()
+            self.strategy = f"tf.distribute.{type(self._strategy).__name__}"
+            self.devices = int(self._strategy.num_replicas_in_sync)
+            worker = str(self._strategy.extended.worker_devices[0])
+            self.device_kind = worker.rsplit("device:", 1)[-1].split(":")[0]
+        else:
+            raise TrainingError(
+                "Training on several devices is supported under the jax and tensorflow "
+                f"backends. Received: backend={backend!r}; use --backend jax or "
+                "--backend tensorflow, or drop --distribute."
+            )
+        if self.global_batch % self.devices:
+            lower = self.global_batch - self.global_batch % self.devices
+            valid = [b for b in (lower, lower + self.devices) if b > 0]
+            raise TrainingError(
+                f"--batch-size {self.global_batch} does not split evenly over "
+                f"{self.devices} {self.device_kind} devices. Expected a multiple of "
+                f"{self.devices}, such as {' or '.join(map(str, valid))}. "
+                f"Received: batch_size={self.global_batch}"
+            )
+
+    @property
+    def per_device_batch(self) -> int:
+        return self.global_batch // self.devices
+
+    def scope(self):
+        """The context to build and compile the model in."""
+        if self._strategy is not None:
+            return self._strategy.scope()
+        if self.distribute:
+            keras.distribution.set_distribution(keras.distribution.DataParallel())
+        return contextlib.nullcontext()
+
+    def to_dict(self) -> dict:
+        return {
+            "strategy": self.strategy,
+            "devices": self.devices,
+            "device_kind": self.device_kind,
+            "global_batch": self.global_batch,
+            "per_device_batch": self.per_device_batch,
+        }
+
+    def describe(self) -> str:
+        if self.devices == 1 and not self.distribute:
+            return f"one {self.device_kind} device, batch {self.global_batch}"
+        return (f"{self.devices} {self.device_kind} devices ({self.strategy}), batch "
+                f"{self.global_batch} = {self.devices} x {self.per_device_batch}")
+
+
+def _tf_strategy():
+    import tensorflow as tf
+
+    try:
+        resolver = tf.distribute.cluster_resolver.TPUClusterResolver()
+        tf.config.experimental_connect_to_cluster(resolver)
+        tf.tpu.experimental.initialize_tpu_system(resolver)
+        return tf.distribute.TPUStrategy(resolver)
+    except (ValueError, RuntimeError):
+        return tf.distribute.MirroredStrategy()
+
+
+def distribution_scope(distribute: bool, global_batch: int = 1):
     """A context to build and compile the model in, for several devices."""
-    if not distribute:
-        return contextlib.nullcontext()
-    backend = keras.backend.backend()
-    if backend == "jax":
-        keras.distribution.set_distribution(keras.distribution.DataParallel())
-        return contextlib.nullcontext()
-    if backend == "tensorflow":
-        import tensorflow as tf
-
-        try:
-            resolver = tf.distribute.cluster_resolver.TPUClusterResolver()
-            tf.config.experimental_connect_to_cluster(resolver)
-            tf.tpu.experimental.initialize_tpu_system(resolver)
-            strategy = tf.distribute.TPUStrategy(resolver)
-        except (ValueError, RuntimeError):
-            strategy = tf.distribute.MirroredStrategy()
-        return strategy.scope()
-    raise TrainingError(
-        "Training on several devices is supported under the jax and tensorflow "
-        f"backends. Received: backend={backend!r}; use --backend jax or "
-        "--backend tensorflow, or drop --distribute."
-    )
-
-
+    return Placement(distribute, global_batch).scope()
 
 
 @contextlib.contextmanager

@@ -43,6 +43,7 @@ def run_record(config, setup, start, data_dir, labels, train_idx, val_idx, fold)
         "data_format": setup.data_format,
         "class_weight": setup.class_weight,
         "params": int(setup.model.count_params()),
+        "distribution": setup.placement.to_dict() if setup.placement else None,
         **environment_info(),
     }
 

@@ -31,7 +31,7 @@ from fer_keras.callbacks import (  # noqa: F401 - public here since the first re
 from fer_keras.checkpoint import CommittedCheckpoint, check_identity, read_checkpoint_state
 from fer_keras.classes import CLASS_NAMES
 from fer_keras.devices import (  # noqa: F401 - auto_precision is public here
-    auto_precision, distribution_scope, preserved_global_state, set_precision,
+    Placement, auto_precision, preserved_global_state, set_precision,
 )
 from fer_keras.errors import TrainingError, unknown
 from fer_keras.history import read_history, truncate_history, write_history
@@ -119,11 +119,15 @@ def train(config: TrainConfig) -> dict:
             f"{config.folds} models. Drop --checkpoint or --folds."
         )
     with preserved_global_state():
+        # Before the data loads: a batch the devices cannot share is refused at once.
+        placement = Placement(config.distribute, config.recipe.batch_size)
+        print(f"Training on {placement.describe()}.")
         if config.folds > 1:
-            return _cross_validate(config)
+            return _cross_validate(config, placement)
         data_dir, images, labels = _training_split(config)
         train_idx, val_idx = fer_data.train_val_split(labels, config.val_split, config.seed)
-        return _fit_one(config, data_dir, images, labels, train_idx, val_idx)
+        return _fit_one(config, data_dir, images, labels, train_idx, val_idx,
+                        placement=placement)
 
 
 def _training_split(config: TrainConfig) -> tuple[str | Path, np.ndarray, np.ndarray]:
@@ -144,7 +148,7 @@ def _training_split(config: TrainConfig) -> tuple[str | Path, np.ndarray, np.nda
     return config.data_dir or "in-memory arrays", images, labels
 
 
-def _cross_validate(config: TrainConfig) -> dict:
+def _cross_validate(config: TrainConfig, placement: Placement | None = None) -> dict:
     data_dir, images, labels = _training_split(config)
     folds = fer_data.kfold_splits(labels, config.folds, config.seed)
     results = []
@@ -154,7 +158,8 @@ def _cross_validate(config: TrainConfig) -> dict:
             config, output_dir=str(Path(config.output_dir) / f"fold{i}")
         )
         results.append(
-            _fit_one(fold_config, data_dir, images, labels, train_idx, val_idx, fold=i)
+            _fit_one(fold_config, data_dir, images, labels, train_idx, val_idx, fold=i,
+                     placement=placement)
         )
     accuracies = np.array([r["best_val_accuracy"] for r in results])
     summary = {
@@ -190,6 +195,7 @@ class FitSetup:
     dtype_policy: str
     data_format: str
     init_path: Path | None
+    placement: Placement | None = None
 
 
 def full_epoch_steps(num_train: int, batch_size: int) -> int:
@@ -216,7 +222,8 @@ def _expected_start(config: TrainConfig, out: Path) -> int:
 
 
 def prepare_fit(config: TrainConfig, images: np.ndarray, labels: np.ndarray,
-                train_idx: np.ndarray, val_idx: np.ndarray, first_epoch: int = 0) -> FitSetup:
+                train_idx: np.ndarray, val_idx: np.ndarray, first_epoch: int = 0,
+                placement: Placement | None = None) -> FitSetup:
     """Seeds, precision, input pipelines, class weights and the compiled model.
 
     `train` fits what this returns; benchmarks/bench_time_to_accuracy.py
@@ -256,7 +263,8 @@ def prepare_fit(config: TrainConfig, images: np.ndarray, labels: np.ndarray,
 
     init_path = config.init_from and init_source(config.init_from, config.model)
     data_format = resolve_data_format(config.data_format)
-    with distribution_scope(config.distribute):
+    placement = placement or Placement(config.distribute, recipe.batch_size)
+    with placement.scope():
         model = build_model(config.model, num_classes=num_classes, data_format=data_format)
         if init_path:
             check_same_split(init_path, config.seed, config.val_split)
@@ -285,6 +293,7 @@ def prepare_fit(config: TrainConfig, images: np.ndarray, labels: np.ndarray,
         dtype_policy=policy,
         data_format=data_format,
         init_path=init_path or None,
+        placement=placement,
     )
 
 
@@ -369,7 +378,8 @@ def _callbacks(config: TrainConfig, setup: FitSetup, out: Path, start: _Start,
     return callbacks + list(config.callbacks)
 
 
-def _fit_one(config, data_dir, images, labels, train_idx, val_idx, fold=None) -> dict:
+def _fit_one(config, data_dir, images, labels, train_idx, val_idx, fold=None,
+             placement: Placement | None = None) -> dict:
     """One run, in the order a reader checks it: done already? set up, resume,
     record, fit, then say how it ended."""
     out = Path(config.output_dir)
@@ -380,7 +390,7 @@ def _fit_one(config, data_dir, images, labels, train_idx, val_idx, fold=None) ->
         return previous
 
     setup = prepare_fit(config, images, labels, train_idx, val_idx,
-                        first_epoch=_expected_start(config, out))
+                        first_epoch=_expected_start(config, out), placement=placement)
     if config.checkpoint and Path(config.checkpoint).exists():
         check_checkpoint(Path(config.checkpoint), config)
     out.mkdir(parents=True, exist_ok=True)

@@ -31,3 +31,12 @@ def test_global_policy_and_distribution_are_put_back_even_on_error():
     assert keras.config.dtype_policy().name == before
     assert build_model("baseline").layers[1].dtype_policy.name == before
     assert keras.distribution.distribution() is None
+
+
+def test_a_single_device_run_records_where_it_trained():
+    placement = devices.Placement(False, 64)
+    assert placement.to_dict() == {
+        "strategy": "single device", "devices": 1, "device_kind": "CPU",
+        "global_batch": 64, "per_device_batch": 64,
+    }
+    assert placement.describe() == "one CPU device, batch 64"

@@ -50,6 +50,7 @@ def test_train_writes_run_folder(data_dir, tmp_path):
     assert run["epochs"] == 2 and len(run["epoch_time_s"]) == 2
     assert run["data"]["train"]["total"] + run["data"]["val"]["total"] == 7 * 16
     assert run["versions"]["keras"] == keras.__version__
+    assert run["distribution"]["devices"] == 1 and run["distribution"]["global_batch"] == 16
     assert summary["best_val_accuracy"] == max(float(r["val_accuracy"]) for r in _history(out))
     assert not (out / "backup").exists()
     model = keras.saving.load_model(out / "model.keras")
