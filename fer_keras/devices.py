@@ -123,11 +123,6 @@ def _tf_strategy():
         return tf.distribute.MirroredStrategy()
 
 
-def distribution_scope(distribute: bool, global_batch: int = 1):
-    """A context to build and compile the model in, for several devices."""
-    return Placement(distribute, global_batch).scope()
-
-
 @contextlib.contextmanager
 def preserved_global_state():
     """Puts back the global dtype policy and distribution a run changed.

@@ -26,27 +26,26 @@ from fer_keras import backup as run_backup
 from fer_keras import data as fer_data
 from fer_keras.augment import AugmentedModel, build_augmentation
 from fer_keras.callbacks import (  # noqa: F401 - public here since the first release
-    CurvesPlot, EpochStats, SaveBestModel, StopOnNaN, draw_curves,
+    CurvesPlot, EpochStats, SaveBestModel, StopOnNaN,
 )
-from fer_keras.checkpoint import CommittedCheckpoint, check_identity, read_checkpoint_state
+from fer_keras.checkpoint import (  # noqa: F401 - read_checkpoint_state is public here
+    CommittedCheckpoint, check_identity, read_checkpoint_state,
+)
 from fer_keras.classes import CLASS_NAMES
 from fer_keras.devices import (  # noqa: F401 - auto_precision is public here
     Placement, auto_precision, preserved_global_state, set_precision,
 )
 from fer_keras.errors import TrainingError, unknown
 from fer_keras.history import read_history, truncate_history, write_history
-from fer_keras.warm_start import check_same_split, init_source, init_weights
 from fer_keras.models import DEFAULT_DATA_FORMAT, build_model, resolve_data_format
 from fer_keras.optimizers import add_l2, learning_rate_schedule, make_optimizer  # noqa: F401
 from fer_keras.recipes import Recipe
 from fer_keras.run_record import completed_record, run_record, write_json
 from fer_keras.runinfo import environment_info
+from fer_keras.warm_start import check_same_split, init_source, init_weights
 
 
 PIPELINES: tuple[str, ...] = ("tfdata", "device")
-
-# Kept for code that drew curves through the old private name.
-_draw_curves = draw_curves
 
 
 @dataclasses.dataclass
@@ -211,13 +210,13 @@ def stream_seed(seed: int, first_epoch: int) -> int:
     return int(np.random.SeedSequence((int(seed), int(first_epoch))).generate_state(1)[0] >> 1)
 
 
-def _expected_start(config: TrainConfig, out: Path) -> int:
+def _expected_start(out: Path, checkpoint_state: dict | None) -> int:
     """The epoch a rerun will start from, before anything is loaded."""
     backups = run_backup.list_backups(out / "backup")
     if backups:
         return backups[0].epochs
-    if config.checkpoint and Path(config.checkpoint).exists():
-        return int(read_checkpoint_state(Path(config.checkpoint)).get("epoch", 0))
+    if checkpoint_state is not None:
+        return int(checkpoint_state.get("epoch", 0))
     return 0
 
 
@@ -315,9 +314,11 @@ def _completed_run(out: Path) -> dict | None:
     return previous if previous.get("status") == "completed" else None
 
 
-def _resume(config: TrainConfig, setup: FitSetup, out: Path) -> _Start:
-    """Loads the newest usable backup, else the committed checkpoint, and
-    cuts `history.csv` to the epochs the loaded weights have seen."""
+def _resume(config: TrainConfig, setup: FitSetup, out: Path,
+            checkpoint_state: dict | None) -> _Start:
+    """Loads the newest usable backup, else the committed checkpoint (whose
+    checked state is `checkpoint_state`), and cuts `history.csv` to the
+    epochs the loaded weights have seen."""
     history_path = out / "history.csv"
     loaded = run_backup.restore(setup.trainer, out / "backup")
     if loaded:
@@ -327,11 +328,10 @@ def _resume(config: TrainConfig, setup: FitSetup, out: Path) -> _Start:
         print(f"Resuming {out} after epoch {loaded.epochs} of {config.recipe.epochs}.")
         # model.keras is the best of every epoch written, kept or not.
         return _Start(loaded.epochs, best if (out / "model.keras").exists() else None)
-    checkpoint = config.checkpoint and Path(config.checkpoint)
-    if checkpoint and checkpoint.exists():
+    if checkpoint_state is not None:
         # The run folder is gone (or new): continue from the committed weights,
         # with a fresh optimizer whose schedule stands at the checkpoint's epoch.
-        state = check_checkpoint(checkpoint, config)
+        checkpoint, state = Path(config.checkpoint), checkpoint_state
         init_weights(setup.model, checkpoint, config.model)
         epoch = int(state["epoch"])
         write_history(history_path, state.get("history", [])[:epoch])
@@ -389,12 +389,16 @@ def _fit_one(config, data_dir, images, labels, train_idx, val_idx, fold=None,
               "Choose another --output-dir to train again.")
         return previous
 
+    # Read and checked once, before anything is built: another run's
+    # checkpoint is refused before the folder is made.
+    checkpoint = config.checkpoint and Path(config.checkpoint)
+    checkpoint_state = check_checkpoint(checkpoint, config) if (
+        checkpoint and checkpoint.exists()) else None
     setup = prepare_fit(config, images, labels, train_idx, val_idx,
-                        first_epoch=_expected_start(config, out), placement=placement)
-    if config.checkpoint and Path(config.checkpoint).exists():
-        check_checkpoint(Path(config.checkpoint), config)
+                        first_epoch=_expected_start(out, checkpoint_state),
+                        placement=placement)
     out.mkdir(parents=True, exist_ok=True)
-    start = _resume(config, setup, out)
+    start = _resume(config, setup, out, checkpoint_state)
     nan_guard = StopOnNaN()
     callbacks = _callbacks(config, setup, out, start, nan_guard)
     info = run_record(config, setup, start, data_dir, labels, train_idx, val_idx, fold)

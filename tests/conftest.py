@@ -134,3 +134,18 @@ def served_files(litert_files):
             )
             assert result.returncode == 0, result.stderr
     return files
+
+
+@pytest.fixture
+def exports_without_runtime(tmp_path, monkeypatch):
+    """An `.onnx` file and a SavedModel folder, as paths only, with their
+    runtimes reported missing: (onnx path, SavedModel folder)."""
+    from fer_keras import export
+
+    onnx = tmp_path / "model.onnx"
+    onnx.write_bytes(b"onnx")
+    saved = tmp_path / "model_saved_model"
+    saved.mkdir()
+    (saved / "saved_model.pb").write_bytes(b"pb")
+    monkeypatch.setattr(export, "_installed", lambda module: False)
+    return onnx, saved

@@ -142,15 +142,11 @@ def test_onnx_and_saved_model_exports_give_the_keras_probabilities(served_files,
     assert predictor.predict_proba(faces[:0]).shape == (0, len(CLASS_NAMES))
 
 
-def test_exports_without_their_runtime_say_what_to_install(tmp_path, monkeypatch):
-    (tmp_path / "model.onnx").write_bytes(b"onnx")
-    saved = tmp_path / "model_saved_model"
-    saved.mkdir()
-    (saved / "saved_model.pb").write_bytes(b"pb")
-    monkeypatch.setattr(export, "_installed", lambda module: False)
+def test_exports_without_their_runtime_say_what_to_install(tmp_path, exports_without_runtime):
+    onnx, saved = exports_without_runtime
     with pytest.raises(ImportError, match=r"^Predictor runs .*model.onnx \(ONNX export\) "
                        r"with onnxruntime, which is not installed: pip install onnxruntime$"):
-        Predictor(tmp_path / "model.onnx")
+        Predictor(onnx)
     with pytest.raises(ImportError, match=r"^predict.py runs .*model_saved_model \(TensorFlow "
                        r"SavedModel export\) with tensorflow.*pip install tensorflow$"):
         inference.check_model_path(saved, runner="predict.py")

@@ -20,7 +20,7 @@ from PIL import Image
 import keras
 
 import fer_keras
-from fer_keras import CLASS_NAMES, export, loading, prediction
+from fer_keras import CLASS_NAMES, loading, prediction
 from fer_keras.media import collect_inputs
 from fer_keras.results import CSV_FIELDS, Results
 
@@ -230,17 +230,12 @@ def test_a_folder_without_images_is_an_error(model_path, tmp_path, capsys, conte
     assert record["status"] == "error" and record["kind"] == "folder"
 
 
-def test_an_export_without_its_runtime_says_what_to_install(tmp_path, monkeypatch):
+def test_an_export_without_its_runtime_says_what_to_install(exports_without_runtime):
     """An .onnx file or a SavedModel folder used to get "expected a .keras archive"."""
-    (tmp_path / "model.onnx").write_bytes(b"onnx")
-    saved = tmp_path / "model_saved_model"
-    saved.mkdir()
-    (saved / "saved_model.pb").write_bytes(b"pb")
-    monkeypatch.setattr(export, "_installed", lambda module: False)
+    onnx, saved = exports_without_runtime
     with pytest.raises(SystemExit, match=r"^error: predict.py runs .*model.onnx \(ONNX export\) "
                        r"with onnxruntime, which is not installed: pip install onnxruntime"):
-        predict.main(["x.jpg", "--model-path", str(tmp_path / "model.onnx"), "--backend",
-                      BACKEND])
+        predict.main(["x.jpg", "--model-path", str(onnx), "--backend", BACKEND])
     with pytest.raises(SystemExit, match=r"SavedModel export\).*pip install tensorflow"):
         predict.main(["x.jpg", "--model-path", str(saved), "--backend", BACKEND])
 
