@@ -23,7 +23,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import cli  # noqa: E402
+from fer_keras import cli  # noqa: E402
 
 
 def one_face_frames(count: int):

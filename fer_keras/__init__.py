@@ -1,38 +1,41 @@
 """fer-keras: facial expression recognition on FER2013 with Keras 3.
 
 Runs under JAX, TensorFlow and PyTorch; choose the backend with
-`KERAS_BACKEND` before importing Keras (the scripts do it for you).
-Importing the package registers its layers, so `.keras` files that use them
-load with plain `keras.saving.load_model`.
+`KERAS_BACKEND` before Keras is imported (the commands do it for you with
+`--backend`). Importing this package does not import Keras: the names below
+load on first use, so `fer_keras.cli` can choose the backend first. Using any
+of them (or importing `fer_keras.layers`) registers the package's layers, so
+`.keras` files that use them then load with plain `keras.saving.load_model`;
+`fer_keras.load_model` does it for you.
 """
 
-from fer_keras.classes import CLASS_NAMES
-from fer_keras.layers import CBAM, FixedKernels
-from fer_keras.loading import load_model, load_pretrained
-from fer_keras.models import available_models, build_model
+import importlib
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "CBAM",
-    "CLASS_NAMES",
-    "FixedKernels",
-    "MODELS",
-    "available_models",
-    "build_model",
-    "load_model",
-    "load_pretrained",
-    "__version__",
-]
+# Public name -> the module that defines it, imported on first access.
+_LAZY = {
+    "CBAM": "fer_keras.layers",
+    "FixedKernels": "fer_keras.layers",
+    "CLASS_NAMES": "fer_keras.classes",
+    "available_models": "fer_keras.models",
+    "build_model": "fer_keras.models",
+    "load_model": "fer_keras.loading",
+    "load_pretrained": "fer_keras.loading",
+}
+
+__all__ = [*sorted(_LAZY), "MODELS", "__version__"]
 
 
 def __getattr__(name: str):
     # `MODELS` is read from the registry at each access (and by `from
     # fer_keras import MODELS`), so models registered after import are in it.
     if name == "MODELS":
-        return available_models()
+        return importlib.import_module("fer_keras.models").available_models()
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def __dir__() -> list[str]:
-    return sorted({*globals(), "MODELS"})
+    return sorted({*globals(), *_LAZY, "MODELS"})

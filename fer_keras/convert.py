@@ -66,7 +66,7 @@ import numpy as np
 import keras
 
 from fer_keras.layers import fixed_kernel_bank
-from fer_keras.models import MODEL_REGISTRY, build_model
+from fer_keras.models import build_model
 
 _IGNORED_SUFFIXES = (".num_batches_tracked",)
 _WRAPPER_KEYS = ("state_dict", "model_state_dict")

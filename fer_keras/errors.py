@@ -17,3 +17,8 @@ def unknown(what: str, received, expected: Iterable, argument: str | None = None
     if argument:
         message += f" Received: {argument}={received!r}"
     return ValueError(message)
+
+
+def install_extra(extra: str) -> str:
+    """The one line that installs an optional part: `pip install "fer-keras[gradcam]"`."""
+    return f'pip install "fer-keras[{extra}]"'

@@ -21,6 +21,7 @@ import numpy as np
 import keras
 
 from fer_keras import loading, runtimes
+from fer_keras.errors import install_extra
 
 MAX_ABS_DIFF = 1e-4
 # int8 weights move logits by a few hundredths; a broken export moves them by units.
@@ -130,15 +131,15 @@ def check_format(format: str, backend: str | None = None) -> None:
             f"backend; it can under: {', '.join(spec.needs)}. The .keras file loads under "
             "any backend: run export.py with --backend tensorflow."
         )
-    missing = [pip for module, pip in spec.needs[backend] if not _installed(module)]
+    missing = [pip for module, pip in spec.needs[backend] if not installed(module)]
     if missing:
         raise ImportError(
             f"Exporting {format} under the {backend} backend needs: "
-            f"pip install {' '.join(missing)}"
+            f"pip install {' '.join(missing)} (or {install_extra('export')})"
         )
 
 
-def _installed(module: str) -> bool:
+def installed(module: str) -> bool:
     return importlib.util.find_spec(module) is not None
 
 
@@ -210,7 +211,7 @@ def load_exported(path: str | os.PathLike, format: str | None = None,
             f"Received: path={path}"
         )
     module, pip = spec.runtime
-    if not _installed(module):
+    if not installed(module):
         raise ImportError(f"Running a {spec.name} export needs: pip install {pip}")
     path = Path(path)
     if not path.exists():

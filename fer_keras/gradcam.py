@@ -33,7 +33,7 @@ import numpy as np
 import keras
 
 from fer_keras.classes import CLASS_NAMES
-from fer_keras.errors import unknown
+from fer_keras.errors import install_extra, unknown
 from fer_keras.loading import load_model
 from fer_keras.models import gradcam_layer_name
 
@@ -204,7 +204,9 @@ def _as_batch(images) -> np.ndarray:
     return images
 
 
-def _check_installed() -> None:
+def check_installed() -> None:
+    """Raises an ImportError naming the extra to install, where Grad-CAM's
+    libraries are missing; callers check before long work."""
     missing = [name for name, module in (("tensorflow", "tensorflow"),
                                          ("tf-keras-vis", "tf_keras_vis"))
                if importlib.util.find_spec(module) is None]
@@ -212,7 +214,8 @@ def _check_installed() -> None:
         raise ImportError(
             f"Grad-CAM is computed with tf-keras-vis on TensorFlow, and {' and '.join(missing)} "
             f"{'is' if len(missing) == 1 else 'are'} not installed. Install with "
-            f"`pip install {' '.join(missing)}` (any Keras backend can stay in use)."
+            f"`{install_extra('gradcam')}` (that is, pip install {' '.join(missing)}; any "
+            "Keras backend can stay in use)."
         )
 
 
@@ -260,7 +263,7 @@ def _compute(model_or_path, images, class_indices, layer_name, method, batch_siz
     images = _as_batch(images)
     if int(batch_size) < 1:
         raise ValueError(f"`batch_size` must be at least 1. Received: batch_size={batch_size}")
-    _check_installed()
+    check_installed()
     model = model_or_path
     if not isinstance(model, keras.Model):
         model = load_model(model_or_path, num_classes=None)

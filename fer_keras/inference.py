@@ -68,7 +68,7 @@ def check_model_path(path: str | os.PathLike, runner: str = "Predictor") -> None
     if spec is None:
         return
     module, pip = spec.runtime
-    if not export._installed(module):
+    if not export.installed(module):
         raise ImportError(
             f"{runner} runs {Path(path)} ({spec.description} export) with {module}, "
             f"which is not installed: pip install {pip}"

@@ -6,6 +6,9 @@ from pathlib import Path
 
 import keras
 
+# Imported for its registrations: the package's layers and initializer must be
+# known to Keras before a `.keras` file that uses them is read.
+import fer_keras.layers  # noqa: F401
 from fer_keras.classes import CLASS_NAMES
 
 PRETRAINED_DIR = Path(__file__).parent / "pretrained"

@@ -81,7 +81,8 @@ def _five_crops(images, crop_h, crop_w):
     height, width = images.shape[1:3]
     tops = (0, 0, height - crop_h, height - crop_h, (height - crop_h) // 2)
     lefts = (0, width - crop_w, 0, width - crop_w, (width - crop_w) // 2)
-    return [images[:, t : t + crop_h, l : l + crop_w] for t, l in zip(tops, lefts)]
+    return [images[:, top : top + crop_h, left : left + crop_w]
+            for top, left in zip(tops, lefts)]
 
 
 def _resize(images, height, width):

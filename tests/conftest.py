@@ -147,5 +147,5 @@ def exports_without_runtime(tmp_path, monkeypatch):
     saved = tmp_path / "model_saved_model"
     saved.mkdir()
     (saved / "saved_model.pb").write_bytes(b"pb")
-    monkeypatch.setattr(export, "_installed", lambda module: False)
+    monkeypatch.setattr(export, "installed", lambda module: False)
     return onnx, saved

@@ -28,7 +28,7 @@ def _cut_short_and_die(path):
 
 
 def main(moment: str, argv: list[str]) -> None:
-    import cli
+    from fer_keras import cli
 
     cli.select_backend(argv)
     import keras

@@ -110,10 +110,11 @@ def test_bench_train_swaps_in_the_keras_batch_norm(load_script):
     bench_train = load_script("benchmarks/bench_train.py")
     model = build_model("cbam")
     swapped = bench_train._with_keras_batch_norm(model)
-    norms = [l for l in swapped.layers if isinstance(l, keras.layers.BatchNormalization)]
+    norms = [layer for layer in swapped.layers
+             if isinstance(layer, keras.layers.BatchNormalization)]
     assert len(norms) == 5
-    assert not any(isinstance(l, FusedBatchNormalization) for l in norms)
-    assert [l.name for l in swapped.layers] == [l.name for l in model.layers]
+    assert not any(isinstance(layer, FusedBatchNormalization) for layer in norms)
+    assert [layer.name for layer in swapped.layers] == [layer.name for layer in model.layers]
 
 
 @pytest.mark.skipif(BACKEND != "tensorflow", reason="argument checks, backend-independent: "

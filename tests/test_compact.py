@@ -30,7 +30,8 @@ def test_weights_are_float16_and_the_file_half_the_size(saved):
         with archive.open(compact.WEIGHTS_FILE) as raw, h5py.File(raw, "r") as weights:
             dtypes = set()
             weights.visititems(
-                lambda name, item: dtypes.add(item.dtype) if isinstance(item, h5py.Dataset) else None
+                lambda name, item: dtypes.add(item.dtype)
+                if isinstance(item, h5py.Dataset) else None
             )
     assert dtypes == {np.dtype("float16")}
     ratio = (folder / "half.keras").stat().st_size / (folder / "full.keras").stat().st_size
@@ -46,7 +47,8 @@ def test_loads_as_float32_with_the_same_logits(saved):
         np.testing.assert_array_equal(np.asarray(halved), expected, err_msg=original.path)
     x = np.random.default_rng(0).integers(0, 256, (4, 48, 48, 1)).astype("float32")
     reference = model.predict(x, verbose=0)
-    np.testing.assert_allclose(loaded.predict(x, verbose=0), reference, atol=1e-3 * np.abs(reference).max() + 1e-5)
+    np.testing.assert_allclose(loaded.predict(x, verbose=0), reference,
+                               atol=1e-3 * np.abs(reference).max() + 1e-5)
 
 
 def test_rejects_what_is_not_a_keras_archive(tmp_path):

@@ -291,7 +291,7 @@ def test_real_fer2013():
         images[train], labels[train], batch_size=256, training=True, augment="seed"
     )
     seen = 0
-    for x, y in dataset:
+    for x, _ in dataset:
         assert tuple(x.shape) == (256, 48, 48, 1) and x.dtype.name == "float32"
         seen += int(x.shape[0])
     assert seen == len(train) // 256 * 256

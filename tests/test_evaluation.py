@@ -3,7 +3,6 @@ import json
 import numpy as np
 import pytest
 
-import keras
 
 from fer_keras import CLASS_NAMES, build_model, data, evaluation, tta
 from fer_keras.inference import Predictor

@@ -68,10 +68,10 @@ def test_unsupported_pairs_say_which_backend_works():
 
 
 def test_missing_converter_says_what_to_install(monkeypatch):
-    monkeypatch.setattr(export, "_installed", lambda module: module != "tf2onnx")
+    monkeypatch.setattr(export, "installed", lambda module: module != "tf2onnx")
     with pytest.raises(ImportError, match="pip install tf2onnx"):
         export.check_format("onnx", backend="tensorflow")
-    monkeypatch.setattr(export, "_installed", lambda module: module != "onnxruntime")
+    monkeypatch.setattr(export, "installed", lambda module: module != "onnxruntime")
     with pytest.raises(ImportError, match="pip install onnxruntime"):
         export.load_exported("model.onnx", "onnx")
 

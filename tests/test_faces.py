@@ -209,10 +209,10 @@ def test_onnx_export_is_run_or_names_its_runtime(tmp_path, monkeypatch):
     from fer_keras import export
 
     (tmp_path / "model.onnx").write_bytes(b"onnx")
-    if export._installed("onnxruntime"):
+    if export.installed("onnxruntime"):
         with pytest.raises(loading.ModelFileError, match=r"model.onnx is not an ONNX model"):
             faces.EmotionRecognizer(tmp_path / "model.onnx")
-    monkeypatch.setattr(export, "_installed", lambda module: False)
+    monkeypatch.setattr(export, "installed", lambda module: False)
     with pytest.raises(ImportError, match=r"^EmotionRecognizer runs .*pip install onnxruntime"):
         faces.EmotionRecognizer(tmp_path / "model.onnx")
 

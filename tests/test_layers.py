@@ -351,5 +351,5 @@ def test_fused_batch_norm_survives_keras_file(tmp_path):
 @pytest.mark.parametrize("name", ["resnet", "cbam"])
 def test_zoo_models_normalize_with_the_fused_batch_norm(name):
     model = fer_keras.build_model(name)
-    norms = [l for l in model.layers if isinstance(l, keras.layers.BatchNormalization)]
-    assert norms and all(type(l) is FusedBatchNormalization for l in norms)
+    norms = [layer for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)]
+    assert norms and all(type(layer) is FusedBatchNormalization for layer in norms)

@@ -97,7 +97,8 @@ def test_pretrained_cbam_card_matches_the_file():
     assert f"{info['val']['accuracy']:.2%}" in card
 
 
-@pytest.mark.skipif(not os.environ.get("FER2013_DIR") or not Path(os.environ["FER2013_DIR"]).is_dir(),
+@pytest.mark.skipif(not os.environ.get("FER2013_DIR")
+                    or not Path(os.environ["FER2013_DIR"]).is_dir(),
                     reason="needs the real FER2013 (set FER2013_DIR)")
 def test_pretrained_cbam_scores_what_its_card_says():
     import json

@@ -21,6 +21,7 @@ import keras
 
 import fer_keras
 from fer_keras import CLASS_NAMES, loading, prediction
+from fer_keras.commands import predict
 from fer_keras.media import collect_inputs
 from fer_keras.results import CSV_FIELDS, Results
 
@@ -28,9 +29,6 @@ cv2 = pytest.importorskip("cv2")
 skimage_data = pytest.importorskip("skimage.data")
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-import predict  # noqa: E402
 
 BACKEND = keras.backend.backend()
 
@@ -287,11 +285,6 @@ def test_results_writer(tmp_path):
     assert [r["status"] for r in rows] == ["ok", "no face", "error"]
     assert (rows[0]["x"], rows[0]["label"], rows[0]["neutral"]) == ("1", "neutral", "0.250000")
     assert rows[2]["error"] == "cut.jpg is truncated or corrupt"
-
-
-def test_moved_names_still_read_from_the_script():
-    assert predict.CSV_FIELDS == CSV_FIELDS and predict.Results is Results
-    assert predict.bare_tta_means_mirror is prediction.bare_tta_means_mirror
 
 
 def test_missing_path_and_webcam_without_camera(model_path, tmp_path):

@@ -91,9 +91,10 @@ print("tensorflow modules:", [m for m in sys.modules if m.split(".")[0] == "tens
 def test_device_pipeline_trains_without_tensorflow(data_dir, tmp_path):
     def train(pipeline):
         cmd = [sys.executable, "-c", _WITHOUT_TENSORFLOW, "--model", "baseline",
-               "--data-dir", str(data_dir), "--output-dir", str(tmp_path / pipeline),
-               "--epochs", "1", "--batch-size", "16", "--augment", "strong",
-               "--pipeline", pipeline, "--quiet"]
+               "--data-dir", str(data_dir), "--output-dir", str(tmp_path / (pipeline or "default")),
+               "--epochs", "1", "--batch-size", "16", "--augment", "strong", "--quiet"]
+        if pipeline:
+            cmd += ["--pipeline", pipeline]
         return subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=600,
                               env={**os.environ, "KERAS_BACKEND": BACKEND})
 
@@ -103,9 +104,15 @@ def test_device_pipeline_trains_without_tensorflow(data_dir, tmp_path):
     assert run["status"] == "completed" and run["pipeline"] == "device"
     assert "tensorflow modules: []" in result.stdout
     result = train("tfdata")
-    assert result.returncode == 1
+    assert result.returncode == 2
     assert "needs TensorFlow" in result.stderr and "--pipeline device" in result.stderr
+    assert 'pip install "fer-keras[tensorflow]"' in result.stderr
     assert "Traceback" not in result.stderr
+    result = train(None)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stderr.count("training with --pipeline device") == 1
+    run = json.loads((tmp_path / "default" / "run.json").read_text())
+    assert run["pipeline"] == "device"
 
 
 @pytest.mark.parametrize("backend", [BACKEND, OTHER])
@@ -161,7 +168,8 @@ def test_evaluate_without_runs_uses_the_pretrained_model(data_dir, tmp_path):
 
     result = run_script("evaluate.py", "--data-dir", str(data_dir),
                         "--runs-dir", str(tmp_path / "runs"))
-    metrics = json.loads((tmp_path / "runs" / "pretrained_cbam" / "eval" / "metrics.json").read_text())
+    metrics_path = tmp_path / "runs" / "pretrained_cbam" / "eval" / "metrics.json"
+    metrics = json.loads(metrics_path.read_text())
     assert metrics["model_path"] == str(loading.pretrained_path("cbam"))
     assert metrics["num_samples"] == 7 * 6
     assert f"{metrics['accuracy']:.4f}" in result.stdout
@@ -183,10 +191,24 @@ def test_evaluate_a_litert_export_like_its_keras_model(litert_files, data_dir, t
 
 
 @once
+def test_evaluate_an_onnx_export_like_its_keras_model(served_files, data_dir, tmp_path):
+    pytest.importorskip("onnxruntime")
+    run_script("evaluate.py", "--model-path", str(served_files["keras"]),
+               str(served_files["onnx"]), "--data-dir", str(data_dir),
+               "--output-dir", str(tmp_path))
+    keras_metrics, onnx_metrics = (
+        json.loads(next(tmp_path.glob(f"model{i}_*/metrics.json")).read_text())
+        for i in (1, 2)
+    )
+    assert onnx_metrics["model_path"] == str(served_files["onnx"])
+    assert onnx_metrics["confusion_matrix"] == keras_metrics["confusion_matrix"]
+
+
+@once
 def test_gradcam_of_a_litert_export_is_refused(litert_files, data_dir):
     result = run_script("evaluate.py", "--model-path", str(litert_files["float"]),
                         "--gradcam", "2", "--data-dir", str(data_dir), check=False)
-    assert result.returncode == 2 and "a .tflite export has none" in result.stderr
+    assert result.returncode == 2 and "an export has none" in result.stderr
 
 
 @once
@@ -258,7 +280,7 @@ def test_train_refuses_a_bad_value_naming_the_option(script, capsys, tmp_path, o
 
 def test_option_types_take_the_edges_they_allow(monkeypatch):
     monkeypatch.syspath_prepend(str(ROOT))
-    import cli
+    from fer_keras import cli
 
     assert cli.open_fraction("0.5") == 0.5 and cli.unit_fraction("0") == 0.0
     assert cli.non_negative_int("0") == 0 and cli.non_negative_float("0") == 0.0
@@ -364,7 +386,7 @@ def test_library_noise_stays_out_of_export(as_a_user, tmp_path):
 
 def test_an_os_error_anywhere_is_one_line_and_a_bug_keeps_its_traceback(monkeypatch, tmp_path):
     monkeypatch.syspath_prepend(str(ROOT))
-    import cli
+    from fer_keras import cli
 
     blocker = tmp_path / "notes.txt"
     blocker.write_text("a file")

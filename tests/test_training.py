@@ -90,7 +90,8 @@ def test_device_pipeline_trains_the_plain_model_and_resumes(data_dir, tmp_path):
     assert summary["status"] == "completed" and summary["pipeline"] == "device"
     assert summary["steps_per_epoch"] == 84 // 16
     saved = keras.saving.load_model(out / "model.keras")
-    assert [l.name for l in saved.layers] == [l.name for l in build_model("baseline").layers]
+    names = [layer.name for layer in build_model("baseline").layers]
+    assert [layer.name for layer in saved.layers] == names
     assert sorted(p.name for p in out.glob("*.keras")) == ["model.keras"]
 
 
@@ -108,7 +109,8 @@ def test_channels_first_training_saves_a_channels_last_model(data_dir, tmp_path)
     assert summary["data_format"] == "channels_first"
     assert keep.trained.get_layer("cbam_block1_cbam").data_format == "channels_first"
     saved = keras.saving.load_model(out / "model.keras")
-    assert [l.name for l in saved.layers] == [l.name for l in build_model("cbam").layers]
+    names = [layer.name for layer in build_model("cbam").layers]
+    assert [layer.name for layer in saved.layers] == names
     assert saved.get_layer("cbam_block1_cbam").data_format == "channels_last"
     x = np.random.default_rng(0).uniform(0, 255, (4, 48, 48, 1)).astype("float32")
     np.testing.assert_allclose(
@@ -158,7 +160,8 @@ def test_auto_data_format_is_the_backends_choice_and_bad_ones_fail_early(data_di
 
 def test_unknown_pipeline_is_refused_before_loading(tmp_path):
     config = _config(tmp_path / "absent", tmp_path / "run", pipeline="gpu")
-    with pytest.raises(ValueError, match="Unknown pipeline 'gpu'. Expected one of: tfdata, device."):
+    with pytest.raises(ValueError,
+                       match="Unknown pipeline 'gpu'. Expected one of: tfdata, device."):
         training.train(config)
 
 
@@ -379,7 +382,7 @@ def test_nan_loss_stops_with_clear_error_and_saves_no_model(data_dir, tmp_path):
     for kept in backup.list_backups(out / "backup"):
         with h5py.File(kept.path) as f:
             arrays = []
-            f.visititems(lambda _, obj: arrays.append(obj[()])
+            f.visititems(lambda _, obj, arrays=arrays: arrays.append(obj[()])
                          if isinstance(obj, h5py.Dataset) else None)
         assert all(np.isfinite(np.asarray(a, dtype=float)).all() for a in arrays)
 

@@ -22,7 +22,8 @@ def test_num_views_counts_the_views(given):
 
 
 def test_unknown_mode_names_the_choices():
-    with pytest.raises(ValueError, match=r"Expected one of: none, mirror, ten_crop.*Received: tta='tencrop'"):
+    with pytest.raises(ValueError, match=r"Expected one of: none, mirror, ten_crop.*"
+                       r"Received: tta='tencrop'"):
         tta.resolve_mode("tencrop")
 
 

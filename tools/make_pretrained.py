@@ -23,7 +23,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-import cli  # noqa: E402
+from fer_keras import cli  # noqa: E402
 
 
 def run_chain(run_dir: Path) -> list[tuple[Path | None, dict]]:
@@ -210,7 +210,8 @@ def main(argv=None) -> None:
     val = evaluation.evaluate(model, val_images, val_labels)
     val_tta = evaluation.evaluate(model, val_images, val_labels, tta="mirror")
     val_ten_crop = evaluation.evaluate(model, val_images, val_labels, tta="ten_crop")
-    test = evaluation.evaluate(model, test_images, test_labels, output_dir=docs / f"pretrained_{name}")
+    test = evaluation.evaluate(model, test_images, test_labels,
+                               output_dir=docs / f"pretrained_{name}")
     history = joined_history(chain)
     with open(docs / f"pretrained_{name}" / "history.csv", "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=list(history[0]))

@@ -30,7 +30,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-import cli  # noqa: E402
+from fer_keras import cli  # noqa: E402
 
 PACK_FORMAT = "fer_keras.pack/1"
 PACK_KEYS = ("format", "split", "class_names", "labels", "offsets", "data")

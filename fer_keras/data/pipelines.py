@@ -11,6 +11,7 @@ import keras
 from fer_keras.augment import build_augmentation
 from fer_keras.classes import CLASS_NAMES
 from fer_keras.data.splits import check_labels
+from fer_keras.errors import install_extra
 
 
 class ArrayBatches(keras.utils.PyDataset):
@@ -62,7 +63,7 @@ def _import_tensorflow():
     except ImportError as err:
         raise ImportError(
             "make_dataset builds a tf.data pipeline and needs TensorFlow "
-            "(it feeds Keras under every backend): pip install tensorflow-cpu, "
+            f"(it feeds Keras under every backend): {install_extra('tensorflow')}, "
             "or train with --pipeline device, which needs none"
         ) from err
     return tf

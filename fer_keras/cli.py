@@ -3,8 +3,8 @@ checking option values as argparse reads them, keeping the libraries' log
 noise out of what users read, and turning errors a user can fix into one
 clear line instead of a traceback.
 
-Kept outside `fer_keras` on purpose: importing the package imports Keras,
-which fixes the backend.
+It imports neither Keras nor a backend: `fer_keras/__init__.py` loads its
+names lazily, so a command can still choose the backend here.
 """
 
 import argparse
@@ -22,7 +22,7 @@ from pathlib import Path
 
 BACKENDS = ("jax", "tensorflow", "torch")
 _BACKEND_MODULES = {"jax": "jax", "tensorflow": "tensorflow", "torch": "torch"}
-_PACKAGE_DIR = str(Path(__file__).resolve().parent / "fer_keras")
+_PACKAGE_DIR = str(Path(__file__).resolve().parent)
 
 
 def add_backend_argument(parser: argparse.ArgumentParser) -> None:

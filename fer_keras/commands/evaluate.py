@@ -1,0 +1,130 @@
+"""Evaluate trained models on the FER2013 test split.
+
+`python evaluate.py` evaluates the newest model under runs/ (or the shipped
+pretrained model); several --model-path values give one comparison table.
+"""
+
+import argparse
+import json
+import sys
+from contextlib import nullcontext
+from pathlib import Path
+
+from fer_keras import cli
+
+
+def main(argv: list[str] | None = None, prog: str = "evaluate.py") -> None:
+    argv = sys.argv[1:] if argv is None else argv
+    cli.select_backend(argv)
+
+    with cli.native_log_filtered():
+        from fer_keras import data, evaluation, export, inference, loading, tta
+        from fer_keras.inference import Predictor
+        from fer_keras.runinfo import environment_info
+
+    parser = argparse.ArgumentParser(prog=prog, description=__doc__)
+    cli.add_backend_argument(parser)
+    parser.add_argument("--model-path", nargs="+",
+                        help=".keras file(s), or exports of one (.tflite, .onnx, a "
+                        "SavedModel folder) (default: the newest "
+                        "runs/**/model.keras of a run that did not fail, else the "
+                        "pretrained model)")
+    parser.add_argument("--data-dir", help="FER2013 folder or fer2013.csv "
+                        "(default: $FER2013_DIR, else download with kagglehub)")
+    parser.add_argument("--split", default="test",
+                        help="split to evaluate (default: test); 'val': the training "
+                        "images each model held out for validation, read from the "
+                        "run.json beside it, to compare models and --tta without "
+                        "touching the test split")
+    parser.add_argument("--output-dir", help="where to write metrics and plots "
+                        "(default: an eval/ folder beside each model, eval_SPLIT/ "
+                        "for a split other than test, so ./eval for a model in the "
+                        "current folder; runs/pretrained_NAME/eval for a pretrained one)")
+    parser.add_argument("--runs-dir", default="runs", help="where to look for the newest model")
+    cli.add_tta_argument(parser, tta.TTA_MODES, unit="image")
+    parser.add_argument("--batch-size", type=cli.positive_int, default=256)
+    parser.add_argument("--gradcam", type=cli.non_negative_int, metavar="N", default=0,
+                        help="also draw a Grad-CAM grid of N test images per class")
+    args = parser.parse_args(argv)
+    if args.output_dir:
+        cli.check_output_folder("--output-dir", args.output_dir)
+
+    if args.model_path:
+        paths = [Path(p) for p in args.model_path]
+    else:
+        newest, skipped = evaluation.newest_model(args.runs_dir)
+        for path, status in skipped:
+            print(f"Skipping {path}: its run.json says {status!r}.")
+        paths = [newest]
+        if not loading.is_pretrained(newest):
+            print(f"Using {newest}, the newest model under {args.runs_dir} "
+                  "(--model-path chooses another).")
+    exports = [p for p in paths if export.format_of(p) is not None]
+    if args.gradcam and exports:
+        parser.error("--gradcam needs the gradients of a .keras model; an export "
+                     f"has none. Received: --model-path {' '.join(map(str, paths))}")
+    if args.gradcam:
+        from fer_keras import gradcam
+
+        gradcam.check_installed()
+    for p in exports:
+        inference.check_model_path(p, runner="evaluate")
+    models = [Predictor(p, batch_size=args.batch_size) if p in exports
+              else loading.load_model(p) for p in paths]
+    data_dir = data.locate_data(args.data_dir)
+    if args.split != "val":
+        images, labels = data.load_split(data_dir, args.split)
+        print(f"Evaluating on {len(labels)} {args.split} images from {data_dir}")
+
+    folder = "eval" if args.split == "test" else f"eval_{args.split}"
+    results = {}
+    for index, (path, model) in enumerate(zip(paths, models), start=1):
+        if args.split == "val":
+            images, labels = evaluation.validation_split(data_dir, path)
+            print(f"Evaluating {path} on the {len(labels)} validation images it held out")
+        if args.output_dir is None and loading.is_pretrained(path):
+            # Not inside the installed package: beside the user's runs.
+            out = Path(args.runs_dir) / f"pretrained_{path.stem}" / folder
+        elif args.output_dir is None:
+            out = path.parent / folder
+        elif len(paths) == 1:
+            out = Path(args.output_dir)
+        else:
+            out = Path(args.output_dir) / f"model{index}_{path.parent.name or path.stem}"
+        # LiteRT notes its CPU delegate on the first run of a .tflite model.
+        with cli.native_log_filtered() if isinstance(model, Predictor) else nullcontext():
+            metrics = evaluation.evaluate(
+                model, images, labels, output_dir=out, tta=args.tta,
+                batch_size=args.batch_size,
+                extra={
+                    "model_path": str(path),
+                    "split": args.split,
+                    "data_dir": str(data_dir),
+                    "data_counts": data.class_counts(labels),
+                    "command": [*prog.split(), *argv],
+                    **environment_info(),
+                },
+            )
+        label = str(path) if str(path) not in results else f"{path} #{len(results) + 1}"
+        results[label] = metrics
+        print(f"\n{path}")
+        print(evaluation.format_report(metrics))
+        if args.gradcam:
+            from fer_keras import gradcam
+
+            grid = gradcam.gradcam_grid(path, images, labels, per_class=args.gradcam,
+                                        output_path=out / "gradcam.png", seed=0)
+            print(f"Grad-CAM grid: {grid}")
+        print(f"Wrote {out / 'metrics.json'}, {out / 'confusion_matrix.png'}, "
+              f"{out / 'per_class.png'}")
+
+    if len(results) > 1:
+        table = evaluation.comparison_table(results)
+        print("\n" + table)
+        if args.output_dir:
+            out = Path(args.output_dir)
+            (out / "comparison.txt").write_text(table + "\n")
+            (out / "comparison.json").write_text(json.dumps(
+                {p: {k: m[k] for k in ("accuracy", "macro_f1", "per_class")}
+                 for p, m in results.items()}, indent=2))
+
