@@ -45,17 +45,11 @@ def main(argv=None) -> None:
     backend = cli.select_backend(argv)
 
     with cli.native_log_filtered():
-        from fer_keras import demo, inference, loading
+        from fer_keras import demo
         from fer_keras.demo_analysis import DemoAnalyzer
 
     args = parse_args(argv)
-    try:
-        if args.model:
-            inference.check_model_path(args.model, runner="demo.py")
-        analyzer = DemoAnalyzer(args.model or loading.pretrained_path(),
-                                detector=args.detector)
-    except ImportError as err:
-        sys.exit(f"error: {err}")
+    analyzer = DemoAnalyzer(args.model, detector=args.detector)
     try:
         server = demo.DemoServer(analyzer, args.host, args.port,
                                  max_upload_bytes=round(args.max_upload_mb * 2**20))

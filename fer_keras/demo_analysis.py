@@ -25,6 +25,7 @@ import keras
 from fer_keras.classes import CLASS_NAMES
 from fer_keras.faces import CLASS_COLORS, EmotionRecognizer, ImageFileError, annotate, load_image
 from fer_keras.gradcam import _check_installed, gradcam_maps, overlay
+from fer_keras.loading import pretrained_path
 from fer_keras.prediction import IMAGE_DETECTION_SIZE
 
 # The largest photo decoded: 50 megapixels (an 8192 x 6144 camera photo);
@@ -43,14 +44,15 @@ class DemoAnalyzer:
     Args:
         model_path: a `.keras` file, or an export of one (`.tflite`, `.onnx`,
             SavedModel folder) as `EmotionRecognizer` takes; Grad-CAM needs
-            the `.keras` file.
+            the `.keras` file. Default: the pretrained model
+            (`fer_keras.loading.pretrained_path`).
         detector: "haar" or "mtcnn" (`fer_keras.faces.DETECTORS`).
         max_pixels: larger photos are refused with a message.
     """
 
-    def __init__(self, model_path: str | os.PathLike, detector: str = "haar",
+    def __init__(self, model_path: str | os.PathLike | None = None, detector: str = "haar",
                  max_pixels: int = MAX_PIXELS):
-        self.model_path = Path(model_path)
+        self.model_path = Path(model_path or pretrained_path())
         self.recognizer = EmotionRecognizer(
             self.model_path, detector=detector, detection_size=IMAGE_DETECTION_SIZE)
         self.max_pixels = int(max_pixels)

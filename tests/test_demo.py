@@ -19,7 +19,6 @@ import numpy as np
 import pytest
 from PIL import Image
 
-import fer_keras
 from fer_keras import CLASS_NAMES, demo
 from fer_keras.demo_analysis import MAP_SIZE, DemoAnalyzer, gradcam_unavailable
 
@@ -40,15 +39,8 @@ needs_gradcam = pytest.mark.skipif(
 
 
 @pytest.fixture(scope="module")
-def model_path(tmp_path_factory):
-    path = tmp_path_factory.mktemp("model") / "baseline.keras"
-    fer_keras.build_model("baseline").save(path)
-    return path
-
-
-@pytest.fixture(scope="module")
-def server(model_path):
-    server = demo.DemoServer(DemoAnalyzer(model_path), port=0, max_upload_bytes=LIMIT)
+def server(baseline_path):
+    server = demo.DemoServer(DemoAnalyzer(baseline_path), port=0, max_upload_bytes=LIMIT)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     yield server

@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 from PIL import Image
 
-import fer_keras
 from fer_keras import CLASS_NAMES
 from fer_keras.demo_analysis import DemoAnalyzer, gradcam_unavailable
 from fer_keras.faces import ImageFileError
@@ -19,10 +18,8 @@ skimage_data = pytest.importorskip("skimage.data")
 
 
 @pytest.fixture(scope="module")
-def analyzer(tmp_path_factory):
-    path = tmp_path_factory.mktemp("model") / "baseline.keras"
-    fer_keras.build_model("baseline").save(path)
-    return DemoAnalyzer(path)
+def analyzer(baseline_path):
+    return DemoAnalyzer(baseline_path)
 
 
 def encoded(pixels: np.ndarray, image_format: str = "PNG") -> bytes:

@@ -14,7 +14,6 @@ import pytest
 
 import keras
 
-import fer_keras
 from fer_keras import demo
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -25,24 +24,17 @@ import cli  # noqa: E402
 BACKEND = keras.backend.backend()
 
 
-@pytest.fixture(scope="module")
-def model_path(tmp_path_factory):
-    path = tmp_path_factory.mktemp("model") / "baseline.keras"
-    fer_keras.build_model("baseline").save(path)
-    return path
-
-
 @pytest.fixture
 def script(load_script):
     return load_script("demo.py")
 
 
-def test_demo_serves_the_page_until_interrupted(model_path, tmp_path):
+def test_demo_serves_the_page_until_interrupted(baseline_path, tmp_path):
     env = {k: v for k, v in os.environ.items() if k != "KERAS_BACKEND"}
     log = tmp_path / "stderr.txt"
     with open(log, "w") as stderr:
         process = subprocess.Popen(
-            [sys.executable, str(ROOT / "demo.py"), "--model", str(model_path), "--port", "0",
+            [sys.executable, str(ROOT / "demo.py"), "--model", str(baseline_path), "--port", "0",
              "--max-upload-mb", "0.5", "--backend", BACKEND],
             stdout=subprocess.PIPE, stderr=stderr, text=True, cwd=ROOT, env=env)
     try:
@@ -75,27 +67,33 @@ class NotListening(demo.DemoServer):
         pass
 
 
-def test_sharing_on_all_interfaces_warns(script, model_path, monkeypatch, capsys):
+def test_sharing_on_all_interfaces_warns(script, baseline_path, monkeypatch, capsys):
     monkeypatch.setattr(demo, "DemoServer", NotListening)
-    script.main(["--model", str(model_path), "--host", "0.0.0.0", "--port", "8123"])
+    script.main(["--model", str(baseline_path), "--host", "0.0.0.0", "--port", "8123"])
     out, err = capsys.readouterr()
     assert "warning: serving on 0.0.0.0: anyone who can reach this machine on port 8123" in err
     assert "at http://127.0.0.1:8123/" in out
 
 
-def test_a_port_in_use_is_one_clear_line(script, model_path):
+def test_a_port_in_use_is_one_clear_line(script, baseline_path):
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
         with pytest.raises(SystemExit, match=f"error: cannot listen on 127.0.0.1:{port}: "
                            r".*Choose another --port \(0: any free port\)"):
-            script.main(["--model", str(model_path), "--port", str(port)])
+            script.main(["--model", str(baseline_path), "--port", str(port)])
 
 
 def test_a_missing_model_is_one_clear_line(script, tmp_path):
     with pytest.raises(SystemExit, match=r"error: Model file not found: .*nope.keras"):
         cli.run(lambda: script.main(["--model", str(tmp_path / "nope.keras")]))
+
+
+def test_an_export_without_its_runtime_is_one_clear_line(script, exports_without_runtime):
+    onnx, _ = exports_without_runtime
+    with pytest.raises(SystemExit, match=r"error: .*model.onnx .*pip install onnxruntime"):
+        cli.run(lambda: script.main(["--model", str(onnx)]))
 
 
 @pytest.mark.parametrize("option, value, expected", [
