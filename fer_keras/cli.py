@@ -96,6 +96,12 @@ def unit_fraction(text: str) -> float:
     return _real_number(text, lambda v: 0 <= v < 1, "a number from 0 up to, not including, 1")
 
 
+def port_number(text: str) -> int:
+    """An argparse type: a TCP port, 0 to 65535 (0: any free one)."""
+    return _whole_number(text, lambda v: 0 <= v <= 65535,
+                         "a port number from 0 to 65535 (0: any free port)")
+
+
 def check_output_folder(option: str, path) -> None:
     """Refuses, in one line before anything loads, a folder to write that
     cannot be made: one that is a file, or lies below one."""

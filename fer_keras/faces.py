@@ -255,29 +255,34 @@ def load_image(path, max_pixels: int = MAX_IMAGE_PIXELS) -> np.ndarray:
     16-bit, float and bilevel images, by the rules of `fer_keras.images`,
     which training data is decoded with too. Raises `ImageFileError` naming
     the file for a missing, truncated, non-image or too large (over
-    `max_pixels`) file.
+    `max_pixels`) file. `path` may also be a binary file (an upload held in
+    memory, `io.BytesIO`), named in messages by its `name` attribute, else
+    "The upload".
     """
     from PIL import Image, UnidentifiedImageError
 
     from fer_keras import images as image_decoder
 
-    path = Path(path)
-    if not path.is_file():
-        raise ImageFileError(f"{path}: no such file.")
+    if hasattr(path, "read"):
+        source, name = path, getattr(path, "name", "The upload")
+    else:
+        source = name = Path(path)
+        if not source.is_file():
+            raise ImageFileError(f"{name}: no such file.")
     try:
-        image = image_decoder.open_image(path, max_pixels=max_pixels)
+        image = image_decoder.open_image(source, max_pixels=max_pixels)
     except UnidentifiedImageError:
         raise ImageFileError(
-            f"{path} is not an image file Pillow can read (expected e.g. JPEG, PNG, "
+            f"{name} is not an image file Pillow can read (expected e.g. JPEG, PNG, "
             "BMP, WebP, TIFF, GIF)."
         ) from None
     except Image.DecompressionBombError as err:
         raise ImageFileError(
-            f"{path} is too large to read safely ({err}); the limit is "
+            f"{name} is too large to read safely ({err}); the limit is "
             f"{max_pixels:,} pixels. Downscale it first."
         ) from None
     except (OSError, SyntaxError, ValueError) as err:
-        raise ImageFileError(f"{path} is truncated or corrupt: {err}.") from None
+        raise ImageFileError(f"{name} is truncated or corrupt: {err}.") from None
     return _pil_to_rgb(image)
 
 

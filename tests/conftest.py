@@ -71,6 +71,17 @@ def load_script():
 
 
 @pytest.fixture(scope="session")
+def baseline_path(tmp_path_factory):
+    """A random baseline as a `.keras` file: the quickest model to load, for
+    the tests of what the tools do with photos rather than how well."""
+    from fer_keras.models import build_model
+
+    path = tmp_path_factory.mktemp("baseline") / "baseline.keras"
+    build_model("baseline").save(path)
+    return path
+
+
+@pytest.fixture(scope="session")
 def litert_files(tmp_path_factory):
     """A random baseline as `.keras`, and as float and int8-weight `.tflite`
     files written by export.py (under tensorflow, whatever the tests' backend).

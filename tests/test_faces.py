@@ -1,6 +1,7 @@
 """Face detection, cropping and classification on a real photo (scikit-image's
 astronaut: one frontal face), and the image files photos really come as."""
 
+import io
 import re
 import sys
 
@@ -355,6 +356,18 @@ def test_bad_image_files_name_the_file(tmp_path, astronaut):
         faces.load_image(tmp_path / "gone.png")
     with pytest.raises(faces.ImageFileError, match=r"full.jpg is too large.*262,143 pixels"):
         faces.load_image(tmp_path / "full.jpg", max_pixels=512 * 512 - 1)
+
+
+def test_load_image_reads_an_upload_held_in_memory(astronaut):
+    buffer = io.BytesIO()
+    Image.fromarray(astronaut).save(buffer, "PNG")
+    np.testing.assert_array_equal(faces.load_image(io.BytesIO(buffer.getvalue())), astronaut)
+    with pytest.raises(faces.ImageFileError, match="The upload is not an image file"):
+        faces.load_image(io.BytesIO(b"not a picture"))
+    named = io.BytesIO(buffer.getvalue()[:1000])
+    named.name = "photo.png"
+    with pytest.raises(faces.ImageFileError, match="photo.png is truncated or corrupt"):
+        faces.load_image(named)
 
 
 def test_video_that_cannot_be_opened(tmp_path):
