@@ -15,6 +15,7 @@ Facial expression recognition on FER2013 with Keras 3 (JAX, TensorFlow, PyTorch)
   evaluate   accuracy, per-class metrics and confusion matrix on the test split
   predict    the emotion of each face in photos, folders, videos or a webcam
   export     write a model as .tflite, .onnx or a SavedModel
+  demo       a local web page that labels the faces in a photo
 """
 
 

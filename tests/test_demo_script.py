@@ -14,19 +14,17 @@ import pytest
 
 import keras
 
-from fer_keras import demo
+from fer_keras import cli, demo
+from fer_keras.commands import demo as demo_command
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-import cli  # noqa: E402
 
 BACKEND = keras.backend.backend()
 
 
 @pytest.fixture
-def script(load_script):
-    return load_script("demo.py")
+def script():
+    return demo_command
 
 
 def test_demo_serves_the_page_until_interrupted(baseline_path, tmp_path):

@@ -91,12 +91,13 @@ print(keras.saving.load_model(sys.argv[1]).name)
 def test_fer_keras_command_lists_and_dispatches_its_subcommands():
     result = _python("from fer_keras.__main__ import main; main(['--help'])")
     assert result.returncode == 0
-    for name in ("train", "evaluate", "predict", "export"):
+    for name in ("train", "evaluate", "predict", "export", "demo"):
         assert f"\n  {name} " in result.stdout
     result = _python("from fer_keras.__main__ import main; main(['trian'])")
     assert result.returncode == 1
     assert result.stderr.strip() == (
-        "error: unknown command 'trian'. Expected one of: train, evaluate, predict, export. "
+        "error: unknown command 'trian'. Expected one of: train, evaluate, predict, export, "
+        "demo. "
         "Run `fer-keras --help` for what each does.")
     result = subprocess.run([sys.executable, "-m", "fer_keras", "train", "--help"],
                             capture_output=True, text=True, cwd=ROOT, timeout=300,
