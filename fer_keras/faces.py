@@ -74,7 +74,7 @@ class Face:
 
     @property
     def label(self) -> str:
-        return label_of(self.probabilities)
+        return CLASS_NAMES[int(np.argmax(self.probabilities))]
 
     @property
     def score(self) -> float:
@@ -91,18 +91,10 @@ class Face:
             "box": list(self.box),
             "label": self.label,
             "score": self.score,
-            "probabilities": by_class(self.probabilities),
+            "probabilities": {
+                name: float(p) for name, p in zip(CLASS_NAMES, self.probabilities)
+            },
         }
-
-
-def label_of(probabilities) -> str:
-    """The most likely class's name."""
-    return CLASS_NAMES[int(np.argmax(probabilities))]
-
-
-def by_class(probabilities) -> dict[str, float]:
-    """Probabilities as {class name: probability}, JSON-ready."""
-    return {name: float(p) for name, p in zip(CLASS_NAMES, probabilities)}
 
 
 class HaarDetector:

@@ -4,7 +4,7 @@
 order, with the frame's time: `fer_keras.tracking.FaceTracker` gives each
 face its track, `fer_keras.smoothing.ExponentialSmoother` smooths its class
 probabilities along the track, and each face comes back as a `TrackedFace`
-whose label is the smoothed one, the model's own kept as `raw_label`. Once
+whose label is the smoothed one, the model's own kept in `raw`. Once
 the video ends, `summary` gives each track's share of time in each emotion
 and how often its label switched, raw and smoothed.
 """
@@ -15,7 +15,7 @@ from typing import Sequence
 import numpy as np
 
 from fer_keras.classes import CLASS_NAMES
-from fer_keras.faces import Face, by_class, label_of
+from fer_keras.faces import Face
 from fer_keras.smoothing import ExponentialSmoother
 from fer_keras.tracking import FaceTracker
 
@@ -31,21 +31,13 @@ DEFAULT_MAX_MISSED = 10
 @dataclasses.dataclass(frozen=True, eq=False)
 class TrackedFace(Face):
     """A face in a video frame: `probabilities` (and so `label` and `score`)
-    are smoothed over its track; `raw_probabilities` are the model's for
+    are smoothed over its track; `raw` is the face as the model saw it in
     this frame alone."""
 
     track: int
     frame: int
     time_s: float
-    raw_probabilities: np.ndarray
-
-    @property
-    def raw_label(self) -> str:
-        return label_of(self.raw_probabilities)
-
-    @property
-    def raw_score(self) -> float:
-        return float(np.max(self.raw_probabilities))
+    raw: Face
 
     @property
     def caption(self) -> str:
@@ -55,14 +47,9 @@ class TrackedFace(Face):
     def to_dict(self) -> dict:
         """Face's record with the time, track and raw label and probabilities
         (the frame index is the caller's to add, as for photos)."""
-        return {
-            "time_s": round(self.time_s, 4),
-            "track": self.track,
-            **super().to_dict(),
-            "raw_label": self.raw_label,
-            "raw_score": self.raw_score,
-            "raw_probabilities": by_class(self.raw_probabilities),
-        }
+        raw = self.raw.to_dict()
+        return {"time_s": round(self.time_s, 4), "track": self.track, **super().to_dict(),
+                **{f"raw_{key}": raw[key] for key in ("label", "score", "probabilities")}}
 
 
 class FaceTimeline:
@@ -104,9 +91,8 @@ class FaceTimeline:
         tracked = []
         for face, track in zip(found, ids):
             smoothed = self.smoother.update(track, time_s, face.probabilities)
-            tracked.append(TrackedFace(
-                face.box, smoothed.astype("float32"), face.detection, track=track,
-                frame=frame, time_s=float(time_s), raw_probabilities=face.probabilities))
+            tracked.append(TrackedFace(face.box, smoothed.astype("float32"), face.detection,
+                                       track=track, frame=frame, time_s=float(time_s), raw=face))
             self.tracks.setdefault(track, []).append(tracked[-1])
         return tracked
 
@@ -123,7 +109,7 @@ class FaceTimeline:
         probabilities."""
         seen = self.tracks[track]
         return (np.array([f.time_s for f in seen]), np.stack([f.probabilities for f in seen]),
-                np.stack([f.raw_probabilities for f in seen]))
+                np.stack([f.raw.probabilities for f in seen]))
 
     def summary(self) -> list[dict]:
         """Per track: when it was first and last seen, in how many frames,
@@ -141,7 +127,7 @@ class FaceTimeline:
                                  / weights.sum()) for name in CLASS_NAMES}
             seconds = seen[-1].time_s - seen[0].time_s + float(durations[seen[-1].frame])
             switches = _switches(shown)
-            raw_switches = _switches([f.raw_label for f in seen])
+            raw_switches = _switches([f.raw.label for f in seen])
             rows.append({
                 "track": track,
                 "first_s": round(seen[0].time_s, 4),

@@ -34,7 +34,7 @@ def test_raw_labels_that_flicker_are_shown_steady():
             seen = face(LEFT, happy=0.6, sad=0.3)
         (tracked,) = timeline.add(i / 25, [seen])
         shown.append(tracked.label)
-        raw.append(tracked.raw_label)
+        raw.append(tracked.raw.label)
     assert set(shown) == {"happy"} and raw.count("sad") == 9
     (summary,) = timeline.summary()
     assert summary["label_switches"] == 0 and summary["raw_label_switches"] == 18
@@ -49,17 +49,19 @@ def test_tracked_faces_carry_track_time_and_both_probabilities():
     assert isinstance(left, TrackedFace) and (left.track, right.track) == (1, 2)
     assert (left.frame, left.time_s) == (1, 0.1)
     # Smoothed along its own track only: the new face starts from its raw values.
-    np.testing.assert_array_equal(right.probabilities, right.raw_probabilities)
+    np.testing.assert_array_equal(right.probabilities, right.raw.probabilities)
     keep = np.exp(-0.1 / 0.2)
     expected = keep * probabilities(happy=0.9) + (1 - keep) * probabilities(angry=0.9)
     np.testing.assert_allclose(left.probabilities, expected, atol=1e-6)
-    assert (left.label, left.raw_label) == ("happy", "angry")
-    assert left.score == pytest.approx(expected.max()) and left.raw_score == pytest.approx(0.9)
+    assert (left.label, left.raw.label) == ("happy", "angry")
+    assert left.score == pytest.approx(expected.max()) and left.raw.score == pytest.approx(0.9)
+    assert left.raw.box == left.box == LEFT
     assert left.caption == f"#1 happy {expected.max():.0%}"
     record = left.to_dict()
-    assert list(record)[:3] == ["time_s", "track", "box"]
+    assert list(record) == ["time_s", "track", "box", "label", "score", "probabilities",
+                            "raw_label", "raw_score", "raw_probabilities"]
     assert (record["track"], record["label"], record["raw_label"]) == (1, "happy", "angry")
-    assert list(record["raw_probabilities"]) == list(CLASS_NAMES)
+    assert record["raw_probabilities"] == left.raw.to_dict()["probabilities"]
 
 
 def test_the_summary_weighs_each_frame_by_its_time_on_screen():
