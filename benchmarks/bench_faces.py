@@ -5,7 +5,9 @@
 End to end (detection + crop + classification) on 640x480 frames holding one
 face (scikit-image's astronaut pasted into a grey frame), one frame per call
 as a webcam delivers them and a batch of frames per call as a video file
-allows; then the classifier alone on a batch of face crops. The speed does not
+allows, both also with the faces tracked and their labels smoothed as
+predict.py does for a video (`fer_keras.timeline.FaceTimeline`); then the
+classifier alone on a batch of face crops. The speed does not
 depend on the weights, so without --model-path (and no shipped pretrained
 model) a randomly initialised cbam is timed.
 """
@@ -66,6 +68,7 @@ def main(argv=None) -> None:
 
     import fer_keras
     from fer_keras import faces, loading
+    from fer_keras.timeline import FaceTimeline
 
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -112,6 +115,26 @@ def main(argv=None) -> None:
     recognizer.predict_batch(batches[0])
     batched = timed(lambda: [recognizer.predict_batch(b) for b in batches], 3)
     fps_batched = len(frames) / min(batched)
+
+    def tracked(batch_size: int) -> None:
+        """Frames `batch_size` at a time, tracked and smoothed, at 25 frames/s."""
+        timeline, index = FaceTimeline(), 0
+        for start in range(0, len(frames), batch_size):
+            for found in recognizer.predict_batch(frames[start:start + batch_size]):
+                timeline.add(index / 25, found)
+                index += 1
+
+    fps_tracked = len(frames) / min(timed(lambda: tracked(1), 3))
+    cpu_ms_tracked = cpu_timed(lambda: tracked(1)) / len(frames) * 1000
+    fps_batched_tracked = len(frames) / min(timed(lambda: tracked(args.video_batch), 3))
+    found_faces = [recognizer.predict(f) for f in frames]
+
+    def track_only() -> None:
+        timeline = FaceTimeline()
+        for index, found in enumerate(found_faces):
+            timeline.add(index / 25, found)
+
+    tracking_ms = min(timed(track_only, 5)) / len(frames) * 1000
     detect = timed(lambda: [recognizer.detect(f) for f in frames], 3)
     detect_ms = min(detect) / len(frames) * 1000
 
@@ -139,6 +162,10 @@ def main(argv=None) -> None:
         "frames_per_s_batched": round(fps_batched, 1),
         "cpu_ms_per_frame": round(cpu_ms, 1),
         "video_batch": args.video_batch,
+        "frames_per_s_tracked": round(fps_tracked, 1),
+        "frames_per_s_batched_tracked": round(fps_batched_tracked, 1),
+        "cpu_ms_per_frame_tracked": round(cpu_ms_tracked, 1),
+        "tracking_ms_per_frame": round(tracking_ms, 3),
         "detection_ms_per_frame": round(detect_ms, 1),
         "classify_ms_one_face": round(one_ms, 1),
         "faces_per_s": round(faces_per_s, 1),
@@ -153,6 +180,11 @@ def main(argv=None) -> None:
           f"(detection {detect_ms:.1f} ms, one face classified {one_ms:.1f} ms; "
           f"{cpu_ms:.1f} ms of CPU a frame)")
     print(f"end to end, {args.video_batch} frames per call: {fps_batched:6.1f} frames/s")
+    print(f"tracked and smoothed, 1 frame per call: {fps_tracked:6.1f} frames/s "
+          f"({cpu_ms_tracked:.1f} ms of CPU a frame; tracking and smoothing alone "
+          f"{tracking_ms:.2f} ms)")
+    print(f"tracked and smoothed, {args.video_batch} frames per call: "
+          f"{fps_batched_tracked:6.1f} frames/s")
     print(f"classifier, {args.crops} crops per call: {faces_per_s:6.1f} faces/s")
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2) + "\n")

@@ -20,7 +20,7 @@ import numpy as np
 import keras
 
 from fer_keras import loading
-from fer_keras.classes import CLASS_NAMES
+from fer_keras.classes import CLASS_COLORS, CLASS_NAMES
 from fer_keras.errors import unknown
 from fer_keras.inference import Predictor, check_model_path, check_pixel_scale
 from fer_keras.tta import resolve_mode
@@ -31,18 +31,6 @@ VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".m
 # file is more likely an attack or an error than a photo (its RGB copy alone
 # would take over 0.5 GB).
 MAX_IMAGE_PIXELS = 2 * 89_478_485
-
-# One colour per class (RGB), so labels read at a glance in annotated frames.
-CLASS_COLORS = {
-    "angry": (230, 57, 70),
-    "disgust": (106, 153, 78),
-    "fear": (155, 93, 229),
-    "happy": (255, 190, 11),
-    "sad": (58, 134, 255),
-    "surprise": (255, 0, 110),
-    "neutral": (200, 200, 200),
-}
-
 
 class ImageFileError(ValueError):
     """An image or video file that cannot be read."""
@@ -91,6 +79,11 @@ class Face:
     @property
     def score(self) -> float:
         return float(np.max(self.probabilities))
+
+    @property
+    def caption(self) -> str:
+        """What an annotated frame writes above the face: "happy 87%"."""
+        return f"{self.label} {self.score:.0%}"
 
     def to_dict(self) -> dict:
         """JSON-ready: box as [x, y, width, height] and one probability per class."""
@@ -503,7 +496,8 @@ def _int_box(box) -> tuple[int, int, int, int]:
 
 
 def annotate(frame, faces: Sequence[Face]) -> np.ndarray:
-    """A copy of the frame (RGB) with each face's box and "label 87%" drawn on it."""
+    """A copy of the frame (RGB) with each face's box and caption ("happy 87%",
+    "#2 happy 87%" for a tracked face) drawn on it."""
     cv2 = import_cv2()
     image = np.ascontiguousarray(as_rgb(frame)).copy()
     side = max(image.shape[:2])
@@ -512,7 +506,7 @@ def annotate(frame, faces: Sequence[Face]) -> np.ndarray:
         x, y, w, h = face.box
         color = CLASS_COLORS.get(face.label, (255, 255, 255))
         cv2.rectangle(image, (x, y), (x + w, y + h), color, line)
-        text = f"{face.label} {face.score:.0%}"
+        text = face.caption
         # Readable on small frames and big photos alike, never wider than needed.
         scale = float(np.clip(max(side / 1000, w / 200), 0.45, 3.0))
         stroke = max(1, round(scale * 1.6))

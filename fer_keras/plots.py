@@ -1,12 +1,15 @@
-"""The pictures people look at: training curves, confusion matrix, per-class bars.
+"""The pictures people look at: training curves, confusion matrix, per-class
+bars, and the timeline of a video's faces.
 
 Matplotlib runs headless (Agg), so these work on servers and in CI.
 """
 
 from pathlib import Path
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
+
+from fer_keras.classes import CLASS_COLORS, CLASS_NAMES
 
 
 def pyplot():
@@ -119,3 +122,75 @@ def plot_per_class(per_class: dict, path, title: str = "") -> Path:
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return Path(path)
+
+
+def plot_timeline(tracks: Mapping[int, tuple[np.ndarray, np.ndarray, np.ndarray]], path,
+                  frame_interval: float, title: str = "", max_tracks: int = 6) -> Path:
+    """Each track's smoothed class probabilities over time, one colour per
+    class (`CLASS_COLORS`, as in annotated frames), above two bands: the
+    raw label of each frame and the label shown (the smoothed one).
+
+    `tracks` maps a track id to its times (N,), smoothed and raw
+    probabilities (N, classes), as `FaceTimeline.series` gives them. Lines
+    and bands break where a track went unseen for more than 1.5
+    `frame_interval`s. The `max_tracks` tracks seen in most frames are drawn.
+    """
+    plt = pyplot()
+    from matplotlib import patheffects
+    from matplotlib.patches import Patch
+
+    drawn = sorted(sorted(tracks, key=lambda t: -len(tracks[t][0]))[:max_tracks])
+    colors = {name: np.array(CLASS_COLORS[name]) / 255 for name in CLASS_NAMES}
+    end = max((times[-1] for times, _, _ in tracks.values()), default=0.0) + frame_interval
+    fig = plt.figure(figsize=(11, 0.9 + 2.8 * max(1, len(drawn))))
+    grid = fig.add_gridspec(max(1, len(drawn)), 1, hspace=0.3)
+    # Light classes (neutral's grey) stay visible on white with a dark edge.
+    edge = [patheffects.withStroke(linewidth=2.6, foreground="0.35")]
+    for row, track in enumerate(drawn):
+        times, smoothed, raw = tracks[track]
+        cut = np.flatnonzero(np.diff(times) > 1.5 * frame_interval) + 1
+        panel = grid[row].subgridspec(2, 1, height_ratios=[4, 1], hspace=0.08)
+        ax = fig.add_subplot(panel[0])
+        for k, name in enumerate(CLASS_NAMES):
+            ax.plot(np.insert(times, cut, np.nan), np.insert(smoothed[:, k], cut, np.nan),
+                    color=colors[name], linewidth=1.6, path_effects=edge)
+        ax.set(xlim=(0, end), ylim=(0, 1.02), ylabel="probability (smoothed)")
+        ax.tick_params(labelbottom=False)
+        ax.grid(alpha=0.3)
+        ax.set_title(f"track {track}: {times[0]:.1f}-{times[-1]:.1f} s, {len(times)} frames",
+                     loc="left", fontsize=9)
+        bands = fig.add_subplot(panel[1], sharex=ax)
+        for y, probabilities in ((1, raw), (0, smoothed)):
+            labels = np.argmax(probabilities, axis=1)
+            for k, start, width in _runs(times, labels, frame_interval):
+                bands.broken_barh([(start, width)], (y + 0.1, 0.8),
+                                  color=colors[CLASS_NAMES[k]], linewidth=0)
+        bands.set(ylim=(0, 2), yticks=[0.5, 1.5], yticklabels=["shown", "raw"])
+        bands.tick_params(labelbottom=row == len(drawn) - 1, left=False)
+    if drawn:
+        fig.axes[-1].set_xlabel("time (s)")
+    handles = [Patch(color=colors[name], label=name) for name in CLASS_NAMES]
+    fig.legend(handles=handles, loc="upper center", ncol=len(handles), frameon=False,
+               bbox_to_anchor=(0.5, 1.0), fontsize=9)
+    heading, left_out = title or "Faces over time", len(tracks) - len(drawn)
+    if not tracks:
+        heading += ": no face found"
+    elif left_out:
+        heading += f" ({left_out} track{'s' * (left_out > 1)} seen in fewer frames not drawn)"
+    fig.suptitle(heading, y=1 - 0.35 / fig.get_figheight(), fontsize=10)
+    fig.subplots_adjust(top=1 - 0.75 / fig.get_figheight(), bottom=0.5 / fig.get_figheight(),
+                        left=0.08, right=0.98)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return Path(path)
+
+
+def _runs(times: np.ndarray, labels: np.ndarray, frame_interval: float):
+    """(label, start, width) of each stretch of one label without a gap,
+    each frame lasting until the next one, or one `frame_interval` at most."""
+    ends = np.minimum(np.append(times[1:], np.inf), times + frame_interval)
+    breaks = np.flatnonzero((np.diff(labels) != 0) | (np.diff(times) > 1.5 * frame_interval))
+    starts = np.concatenate([[0], breaks + 1])
+    stops = np.concatenate([breaks, [len(times) - 1]])
+    return [(int(labels[a]), float(times[a]), float(ends[b] - times[a]))
+            for a, b in zip(starts, stops)]

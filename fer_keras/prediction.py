@@ -2,18 +2,23 @@
 
 `predict_all` runs a recognizer over what `fer_keras.media.collect_inputs`
 found, writes an annotated copy of each input and records every face in a
-`fer_keras.results.Results`. A file that cannot be read is recorded and
-skipped, so that one broken photo does not cost a folder's run; Ctrl+C
-keeps what was seen so far.
+`fer_keras.results.Results`. A video's faces are tracked and their labels
+smoothed over time (`fer_keras.timeline`), and each video gets a timeline
+picture and a per-track summary beside its annotated copy. A file that
+cannot be read is recorded and skipped, so that one broken photo does not
+cost a folder's run; Ctrl+C keeps what was seen so far.
 """
 
+import json
 import sys
+import time
 from pathlib import Path
 
 import keras
 
-from fer_keras import faces
+from fer_keras import faces, plots
 from fer_keras.results import Results
+from fer_keras.timeline import DEFAULT_MAX_MISSED, DEFAULT_SMOOTH_S, FaceTimeline
 
 # Photos are detected on a larger copy than video frames, which must keep up.
 IMAGE_DETECTION_SIZE = 800
@@ -43,33 +48,41 @@ def predict_images(recognizer: faces.EmotionRecognizer, images: list, results: R
 
 def predict_video(recognizer: faces.EmotionRecognizer, source: "str | Path | int", name: Path,
                   results: Results, batch_size: int, max_frames: int | None,
-                  show: bool) -> None:
-    """Classifies a video file or webcam (int `source`) and writes an annotated .mp4."""
+                  show: bool, smooth_s: float = DEFAULT_SMOOTH_S,
+                  max_missed: int = DEFAULT_MAX_MISSED) -> None:
+    """Classifies a video file or webcam (int `source`), tracking and
+    smoothing its faces (`FaceTimeline`), and writes an annotated .mp4, its
+    timeline .png and its tracks' summary .json."""
     cv2 = faces.import_cv2()
     kind = "webcam" if isinstance(source, int) else "video"
     label = f"webcam {source}" if kind == "webcam" else source
     fps, count = (15.0, 0) if kind == "webcam" else faces.video_info(source)
+    fps = fps or 25.0
     if kind == "webcam":
         batch_size = 1  # each frame as soon as it arrives
     target = min(count, max_frames) if count and max_frames else (count or max_frames)
     progbar = keras.utils.Progbar(target or None, unit_name="frame")
+    timeline = FaceTimeline(smooth_s, max_missed)
     out, writer, found, index, interrupted = None, None, [], 0, False
     frames = faces.read_video(source, max_frames)
+    stamped = _stamped(frames, fps, live=kind == "webcam")
     try:
         while True:
-            batch = [frame for _, frame in zip(range(batch_size), frames)]
+            batch = [item for _, item in zip(range(batch_size), stamped)]
             if not batch:
                 break
-            for frame, frame_faces in zip(batch, recognizer.predict_batch(batch)):
-                bgr = cv2.cvtColor(faces.annotate(frame, frame_faces), cv2.COLOR_RGB2BGR)
+            predicted = recognizer.predict_batch([frame for _, frame in batch])
+            for (time_s, frame), frame_faces in zip(batch, predicted):
+                tracked = timeline.add(time_s, frame_faces)
+                bgr = cv2.cvtColor(faces.annotate(frame, tracked), cv2.COLOR_RGB2BGR)
                 if writer is None:
                     out = results.annotated_path(name, kind)
                     writer = cv2.VideoWriter(str(out), cv2.VideoWriter_fourcc(*"mp4v"),
-                                             fps or 25.0, (bgr.shape[1], bgr.shape[0]))
+                                             fps, (bgr.shape[1], bgr.shape[0]))
                 writer.write(bgr)
                 if show and _show(cv2, bgr):
                     raise KeyboardInterrupt
-                found.append((index, frame_faces))
+                found.append((index, tracked))
                 index += 1
             progbar.update(index)
     except KeyboardInterrupt:
@@ -84,20 +97,57 @@ def predict_video(recognizer: faces.EmotionRecognizer, source: "str | Path | int
     if index == 0 and not interrupted:
         results.add(label, kind, error=f"{label}: no frame could be decoded.")
     elif index:
-        results.add(label, kind, found, annotated=out, frames=index)
+        details = write_timeline(timeline, results, out, str(label), fps)
+        results.add(label, kind, found, annotated=out, frames=index,
+                    details={"fps": fps, **details})
     if interrupted:
         # Recorded what was seen; Ctrl+C (or q) still ends the whole run.
         raise KeyboardInterrupt
 
 
+def write_timeline(timeline: FaceTimeline, results: Results, annotated: Path,
+                   file: str, fps: float) -> dict:
+    """Writes a video's timeline picture and its tracks' summary beside its
+    annotated copy; returns what its record keeps of them, and prints the
+    flicker it measured."""
+    summary = timeline.summary()
+    rates = timeline.switch_rates()
+    picture = plots.plot_timeline(
+        {track: timeline.series(track) for track in timeline.tracks},
+        results.beside(annotated, "_timeline.png"),
+        frame_interval=float(timeline.frame_durations()[-1]) or 1.0 / fps,
+        title=f"{Path(file).name}: smoothed over {timeline.smooth_s:g} s")
+    details = {"smooth_s": timeline.smooth_s, "label_switches_per_s": rates,
+               "timeline": str(picture), "tracks": summary}
+    tracks_file = results.beside(annotated, "_tracks.json")
+    tracks_file.write_text(json.dumps({"file": file, **details}, indent=2))
+    print(f"{len(summary)} track(s); label switches per second of track time: "
+          f"{rates['raw']:.2f} raw, {rates['shown']:.2f} shown (smoothed over "
+          f"{timeline.smooth_s:g} s)")
+    return {**details, "tracks_file": str(tracks_file)}
+
+
+def _stamped(frames, fps: float, live: bool):
+    """(time in seconds, frame) pairs: by the clock since the first frame for
+    a live source, whose frames come when they come; by frame number over
+    `fps` for a file."""
+    start = None
+    for index, frame in enumerate(frames):
+        now = time.monotonic()
+        start = now if start is None else start
+        yield (now - start if live else index / fps), frame
+
+
 def predict_all(recognizer: faces.EmotionRecognizer, inputs: list, results: Results,
                 batch_size: int = 8, webcam: int | None = None, max_frames: int | None = None,
-                show: bool = False, detection_size: int | None = None) -> None:
+                show: bool = False, detection_size: int | None = None,
+                smooth_s: float = DEFAULT_SMOOTH_S, max_missed: int = DEFAULT_MAX_MISSED) -> None:
     """Classifies the photos, then the videos, then the webcam, into `results`.
 
     `detection_size` overrides the defaults, `IMAGE_DETECTION_SIZE` for
-    photos and `VIDEO_DETECTION_SIZE` for video. Ctrl+C stops the run and
-    keeps what was recorded.
+    photos and `VIDEO_DETECTION_SIZE` for video. `smooth_s` and `max_missed`
+    set each video's `FaceTimeline`. Ctrl+C stops the run and keeps what was
+    recorded.
     """
     images = [item for item in inputs if item[2] == "image"]
     try:
@@ -109,11 +159,12 @@ def predict_all(recognizer: faces.EmotionRecognizer, inputs: list, results: Resu
         for file, name, kind in inputs:
             if kind == "video":
                 print(f"{file}:")
-                predict_video(recognizer, file, name, results, batch_size, max_frames, show)
+                predict_video(recognizer, file, name, results, batch_size, max_frames, show,
+                              smooth_s, max_missed)
         if webcam is not None:
             print(f"webcam {webcam} (Ctrl+C stops):")
             predict_video(recognizer, webcam, Path(f"webcam{webcam}.mp4"), results,
-                          batch_size, max_frames, show)
+                          batch_size, max_frames, show, smooth_s, max_missed)
     except KeyboardInterrupt:
         print("\nStopped: writing the predictions made so far.")
 

@@ -3,7 +3,9 @@ where each input's annotated copy goes.
 
 JSON keeps one record per input, with its faces nested; the CSV has one row
 per face (one per input without a face, so that no input goes unlisted), for
-spreadsheets.
+spreadsheets. A video's faces also have their time, track and raw (not
+smoothed) label and probabilities (`fer_keras.timeline.TrackedFace`); those
+columns come after the ones photos fill, which keep their places.
 """
 
 import csv
@@ -11,6 +13,8 @@ import json
 from pathlib import Path
 
 CSV_FIELDS = ("file", "frame", "status", "x", "y", "width", "height", "label", "score")
+# After the class probabilities; then the raw ones, as raw_<class>.
+VIDEO_FIELDS = ("time_s", "track", "raw_label", "raw_score")
 # Annotated photos keep these formats; others (gif, tiff, ...) become .png.
 KEEP_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 
@@ -32,7 +36,14 @@ class Results:
             suffix = name.suffix.lower()
         else:
             suffix = ".png"
-        base = self.output_dir / "annotated" / name.with_suffix(suffix)
+        return self._unique(self.output_dir / "annotated" / name.with_suffix(suffix))
+
+    def beside(self, annotated: Path, tail: str) -> Path:
+        """A unique path next to an annotated copy: `beside(clip.mp4,
+        "_timeline.png")` is clip_timeline.png."""
+        return self._unique(annotated.with_name(annotated.stem + tail))
+
+    def _unique(self, base: Path) -> Path:
         path, n = base, 1
         while path in self._used_names:
             n += 1
@@ -42,8 +53,9 @@ class Results:
         return path
 
     def add(self, file, kind: str, faces_by_frame=(), annotated=None, error: str | None = None,
-            frames: int | None = None) -> None:
-        """Records an input: its faces as (frame index, faces) pairs, or its error."""
+            frames: int | None = None, details: dict | None = None) -> None:
+        """Records an input: its faces as (frame index, faces) pairs, or its
+        error; `details` (a video's tracks, ...) go into its JSON record."""
         found = [{"frame": i, **face.to_dict()}
                  for i, frame_faces in faces_by_frame for face in frame_faces]
         status = "error" if error else ("ok" if found else "no face")
@@ -54,6 +66,7 @@ class Results:
             record["annotated"] = str(annotated)
         if frames is not None:
             record["frames"] = frames
+        record.update(details or {})
         record["faces"] = found
         self.records.append(record)
 
@@ -64,7 +77,9 @@ class Results:
         json_path.write_text(json.dumps({**meta, "files": self.records}, indent=2))
         csv_path = self.output_dir / "predictions.csv"
         with open(csv_path, "w", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=[*CSV_FIELDS, *self.class_names, "error"])
+            writer = csv.DictWriter(f, fieldnames=[
+                *CSV_FIELDS, *self.class_names, *VIDEO_FIELDS,
+                *(f"raw_{name}" for name in self.class_names), "error"])
             writer.writeheader()
             for record in self.records:
                 writer.writerows(self._rows(record))
@@ -83,5 +98,15 @@ class Results:
                 **row, "frame": face["frame"], "x": x, "y": y, "width": w,
                 "height": h, "label": face["label"], "score": f"{face['score']:.6f}",
                 **{k: f"{v:.6f}" for k, v in face["probabilities"].items()},
+                **_video_columns(face),
             })
         return rows
+
+
+def _video_columns(face: dict) -> dict:
+    """A video face's time, track and raw label and probabilities; none for a photo's."""
+    if "track" not in face:
+        return {}
+    return {"time_s": f"{face['time_s']:.4f}", "track": face["track"],
+            "raw_label": face["raw_label"], "raw_score": f"{face['raw_score']:.6f}",
+            **{f"raw_{k}": f"{v:.6f}" for k, v in face["raw_probabilities"].items()}}

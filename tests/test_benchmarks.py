@@ -139,6 +139,8 @@ def test_bench_faces_with_a_litert_export(litert_files, tmp_path):
     assert report["model"] == str(litert_files["int8"])
     assert report["faces_found_per_frame"] == [1]
     assert report["frames_per_s"] > 0 and report["frames_per_s_batched"] > 0
+    assert report["frames_per_s_tracked"] > 0 and report["frames_per_s_batched_tracked"] > 0
+    assert report["tracking_ms_per_frame"] > 0
 
 
 def test_bench_train_skips_a_layout_the_cpu_cannot_compute(load_script, monkeypatch, capsys):

@@ -23,7 +23,8 @@ import fer_keras
 from fer_keras import CLASS_NAMES, loading, prediction
 from fer_keras.commands import predict
 from fer_keras.media import collect_inputs
-from fer_keras.results import CSV_FIELDS, Results
+from fer_keras.results import CSV_FIELDS, VIDEO_FIELDS, Results
+from fer_keras.smoothing import ExponentialSmoother
 
 cv2 = pytest.importorskip("cv2")
 skimage_data = pytest.importorskip("skimage.data")
@@ -149,6 +150,86 @@ def test_video_gets_an_annotated_video_and_a_row_per_face(run):
     capture.release()
 
 
+def face_frame(dx=0):
+    """640x480, the astronaut's face about 75 pixels wide, moved `dx` pixels right."""
+    frame = np.full((480, 640, 3), 90, np.uint8)
+    frame[48:432, 128 + dx:512 + dx] = cv2.resize(skimage_data.astronaut(), (384, 384))
+    return frame
+
+
+@pytest.fixture(scope="module")
+def tracked_run(model_path, tmp_path_factory):
+    """A face moving right 6 pixels a frame at 10 frames/s, gone in frame 4."""
+    folder = tmp_path_factory.mktemp("video")
+    frames = [face_frame(6 * i) for i in range(10)]
+    frames[4] = np.full_like(frames[4], 90)
+    write_video(folder / "moving.mp4", frames, fps=10)
+    out = folder / "out"
+    predict.main([str(folder / "moving.mp4"), "--smooth", "0.3", "--model-path",
+                  str(model_path), "--output-dir", str(out), "--backend", BACKEND])
+    (record,) = json.loads((out / "predictions.json").read_text())["files"]
+    with open(out / "predictions.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    return out, record, rows
+
+
+def test_a_video_face_keeps_its_track_and_its_time(tracked_run):
+    _, record, rows = tracked_run
+    assert record["frames"] == 10 and record["fps"] == 10.0 and record["smooth_s"] == 0.3
+    assert [r["frame"] for r in rows] == ["0", "1", "2", "3", "5", "6", "7", "8", "9"]
+    assert {r["track"] for r in rows} == {"1"}  # through the frame it was missed in
+    assert [float(r["time_s"]) for r in rows] == [int(r["frame"]) / 10 for r in rows]
+    assert [f["track"] for f in record["faces"]] == [1] * 9
+
+
+def test_a_video_row_has_the_smoothed_label_and_the_raw_one(tracked_run):
+    _, record, rows = tracked_run
+    assert list(rows[0])[len(CSV_FIELDS) + 7:][:len(VIDEO_FIELDS)] == list(VIDEO_FIELDS)
+    smoother = ExponentialSmoother(0.3)
+    for row in rows:
+        raw = np.array([float(row[f"raw_{name}"]) for name in CLASS_NAMES])
+        shown = np.array([float(row[name]) for name in CLASS_NAMES])
+        assert row["raw_label"] == CLASS_NAMES[int(np.argmax(raw))]
+        assert row["label"] == CLASS_NAMES[int(np.argmax(shown))]
+        assert float(row["score"]) == pytest.approx(shown.max(), abs=2e-6)
+        np.testing.assert_allclose(shown, smoother.update(1, float(row["time_s"]), raw),
+                                   atol=2e-6)
+    face = record["faces"][5]
+    assert face["raw_label"] in CLASS_NAMES and list(face["raw_probabilities"]) == list(
+        CLASS_NAMES)
+
+
+def test_a_video_gets_a_timeline_and_a_summary_of_its_tracks(tracked_run):
+    out, record, rows = tracked_run
+    annotated = out / "annotated"
+    assert record["annotated"] == str(annotated / "moving.mp4")
+    assert record["timeline"] == str(annotated / "moving_timeline.png")
+    assert (annotated / "moving_timeline.png").read_bytes()[:4] == b"\x89PNG"
+    summary = json.loads((annotated / "moving_tracks.json").read_text())
+    assert record["tracks_file"] == str(annotated / "moving_tracks.json")
+    assert summary["tracks"] == record["tracks"]
+    (track,) = summary["tracks"]
+    assert (track["track"], track["frames"], track["first_s"], track["last_s"]) == (
+        1, 9, 0.0, 0.9)
+    # Time on screen under each shown label: 9 frames of 0.1 s.
+    shown = [r["label"] for r in rows]
+    assert track["share"] == {name: pytest.approx(shown.count(name) / 9, abs=1e-4)
+                              for name in CLASS_NAMES}
+    assert track["label"] == max(track["share"], key=track["share"].get)
+    assert summary["label_switches_per_s"] == record["label_switches_per_s"]
+
+
+def test_smooth_0_shows_the_raw_label(photos, model_path, tmp_path):
+    predict.main([str(photos / "clip.mp4"), "--smooth", "0", "--model-path", str(model_path),
+                  "--output-dir", str(tmp_path), "--backend", BACKEND])
+    with open(tmp_path / "predictions.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 3
+    for row in rows:
+        assert row["label"] == row["raw_label"]
+        assert [row[name] for name in CLASS_NAMES] == [row[f"raw_{n}"] for n in CLASS_NAMES]
+
+
 def test_csv_columns(run):
     _, _, _, rows = run
     row = next(r for r in rows if r["file"].endswith("astronaut.jpg"))
@@ -157,6 +238,7 @@ def test_csv_columns(run):
     top = max(float(row[name]) for name in CLASS_NAMES)
     assert float(row[row["label"]]) == pytest.approx(top, abs=2e-6)
     assert float(row["score"]) == pytest.approx(top, abs=2e-6)
+    assert all(row[field] == "" for field in VIDEO_FIELDS)
 
 
 def test_single_image_with_tta_and_no_errors(photos, model_path, tmp_path, capsys):
@@ -316,6 +398,11 @@ def test_webcam_until_ctrl_c_keeps_what_it_saw(model_path, tmp_path, monkeypatch
     assert record["file"] == "webcam 0" and record["status"] == "ok"
     assert record["frames"] == 3 and [f["frame"] for f in record["faces"]] == [0, 1, 2]
     assert Path(record["annotated"]).name == "webcam0.mp4"
+    # Tracked and smoothed live, on the clock's time.
+    assert [f["track"] for f in record["faces"]] == [1, 1, 1]
+    times = [f["time_s"] for f in record["faces"]]
+    assert times[0] == 0.0 and times == sorted(times)
+    assert Path(record["timeline"]).name == "webcam0_timeline.png"
 
 
 def test_model_with_wrong_input_shape(tmp_path):

@@ -3,10 +3,15 @@
     python predict.py photo.jpg holidays/ clip.mp4 --output-dir predictions
     python predict.py --webcam 0 --max-frames 300
     python predict.py photo.jpg --tta ten_crop
+    python predict.py clip.mp4 --smooth 1
 
 Writes an annotated copy of each input (box and "label 87%" on each face; an
 .mp4 for a video) under OUTPUT_DIR/annotated/, and every face's box and class
-probabilities to OUTPUT_DIR/predictions.csv and predictions.json. A file that
+probabilities to OUTPUT_DIR/predictions.csv and predictions.json. In a video
+(or the webcam) each face keeps a track ("#2 happy 87%") and its label is
+smoothed over time; each video also gets NAME_timeline.png (every track's
+probabilities over time) and NAME_tracks.json (each track's share of time in
+each emotion) beside its annotated copy. A file that
 cannot be read is reported and skipped; a photo without a face is reported,
 not an error. Exits with status 1 if any input could not be read, and for a
 folder with no image or video in it.
@@ -19,7 +24,7 @@ from pathlib import Path
 from fer_keras import cli
 
 def parse_args(argv: list[str], prog: str = "predict.py") -> argparse.Namespace:
-    from fer_keras import faces, prediction, tta
+    from fer_keras import faces, prediction, timeline, tta
 
     parser = argparse.ArgumentParser(
         prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -44,6 +49,16 @@ def parse_args(argv: list[str], prog: str = "predict.py") -> argparse.Namespace:
                         help="images or video frames per model call (default 8; "
                         "a webcam's frames go one by one)")
     parser.add_argument("--max-frames", type=int, help="stop each video after N frames")
+    parser.add_argument("--smooth", type=cli.non_negative_float, metavar="SECONDS",
+                        default=timeline.DEFAULT_SMOOTH_S,
+                        help="average each video face's probabilities over about the last "
+                        "SECONDS (an exponential average, the same at any frame rate); "
+                        "the label shown is the smoothed one, 0 shows the raw one "
+                        f"(default {timeline.DEFAULT_SMOOTH_S:g})")
+    parser.add_argument("--max-missed", type=cli.non_negative_int, metavar="N",
+                        default=timeline.DEFAULT_MAX_MISSED,
+                        help="frames a video face may go undetected and keep its track "
+                        f"(default {timeline.DEFAULT_MAX_MISSED})")
     parser.add_argument("--show", action="store_true",
                         help="show video frames in a window (needs opencv-python)")
     args = parser.parse_args(prediction.bare_tta_means_mirror(argv, tta.TTA_MODES))
@@ -78,10 +93,12 @@ def main(argv: list[str] | None = None, prog: str = "predict.py") -> None:
     for path, error in missing:
         results.add(path, "folder" if path.is_dir() else "unknown", error=error)
     prediction.predict_all(recognizer, inputs, results, args.batch_size, args.webcam,
-                           args.max_frames, args.show, args.detection_size)
+                           args.max_frames, args.show, args.detection_size, args.smooth,
+                           args.max_missed)
     csv_path, json_path = results.write({
         "model": args.model_path or "pretrained:cbam", "detector": args.detector,
         "backend": backend, "tta": args.tta, "classes": list(CLASS_NAMES),
+        "smooth_s": args.smooth, "max_missed": args.max_missed,
     })
     error = prediction.report(results, csv_path, json_path)
     if error:
