@@ -84,7 +84,7 @@ def test_the_timeline_draws_each_track_in_the_class_colours(drawn, tmp_path):
     panels = [ax for ax in figure.axes if ax.get_lines()]
     assert [ax.get_title(loc="left") for ax in panels] == [
         "track 1: 0.0-2.9 s, 20 frames", "track 2: 1.0-2.4 s, 15 frames"]
-    for ax, (times, smoothed, _) in zip(panels, tracks.values()):
+    for ax, (times, _, _) in zip(panels, tracks.values()):
         lines = ax.get_lines()
         assert [tuple(np.round(np.array(line.get_color()) * 255)) for line in lines] == [
             CLASS_COLORS[name] for name in CLASS_NAMES]

@@ -32,7 +32,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-import cli  # noqa: E402
+from fer_keras import cli  # noqa: E402
 
 FRAME_SIZE = (640, 480)
 # The class folders of the Kaggle layout, in the package's class order.
