@@ -99,12 +99,15 @@ def _build_optimizer(model: keras.Model) -> None:
         optimizer.build(model.trainable_variables)
 
 
-def restore(model: keras.Model, directory: str | os.PathLike) -> Backup | None:
+def restore(model: keras.Model, directory: str | os.PathLike,
+            set_aside: bool = True) -> Backup | None:
     """Loads the newest backup in `directory` that loads whole into `model`.
 
     `model` must be compiled and built. Returns the backup loaded, or None
     when there is none (the model is then as it was). Backups that fail to
-    load are set aside, and the model is put back as it was before each try.
+    load are set aside (skipped only, without `set_aside`: the processes of
+    a multi-host run that do not write the folder), and the model is put
+    back as it was before each try.
     """
     _build_optimizer(model)
     variables = _variables(model)
@@ -115,8 +118,9 @@ def restore(model: keras.Model, directory: str | os.PathLike) -> Backup | None:
         except Exception as err:  # noqa: BLE001 - whatever the damage, go on
             for variable, value in zip(variables, before):
                 variable.assign(value)
-            reason = f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"
-            _set_aside(backup.path, f"it does not load: {reason.strip(': ')}")
+            if set_aside:
+                reason = f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"
+                _set_aside(backup.path, f"it does not load: {reason.strip(': ')}")
             continue
         return backup
     return None

@@ -1,8 +1,12 @@
-"""How a run uses the devices it has: the dtype policy (mixed precision) and
-the distribution over several devices, the backend-specific part of training.
+"""How a run uses the devices it has: the dtype policy (mixed precision), the
+distribution over several devices and hosts, the backend-specific part of
+training, and how batches are shared out so that every device gets an equal
+part and every host its own.
 """
 
 import contextlib
+
+import numpy as np
 
 import keras
 
@@ -39,18 +43,26 @@ def set_precision(mixed_precision: str | None) -> str:
 
 
 class Placement:
-    """Where a run trains: one device, or data parallel over several.
+    """Where a run trains: one device, or data parallel over several, on one
+    host or (`multi_host`, jax only) on several.
 
     Made before the data loads, so a batch that does not split evenly over
     the devices is refused at once; `to_dict` is what run.json records, so a
     user can tell whether an 8-GPU or TPU run was parallel at all.
     """
 
-    def __init__(self, distribute: bool, global_batch: int):
-        self.distribute = bool(distribute)
+    def __init__(self, distribute: bool, global_batch: int, multi_host: bool = False):
+        self.multi_host = bool(multi_host)
+        self.distribute = bool(distribute) or self.multi_host
         self.global_batch = int(global_batch)
+        self.processes, self.process_index = 1, 0
         self._strategy = None
         backend = keras.backend.backend()
+        if self.multi_host and backend != "jax":
+            raise TrainingError(
+                "Training on several hosts is supported under the jax backend. "
+                f"Received: backend={backend!r}; use --backend jax, or drop --multi-host."
+            )
         if not self.distribute:
             found = accelerators()
             self.strategy, self.devices = "single device", 1
@@ -58,9 +70,12 @@ class Placement:
         elif backend == "jax":
             import jax
 
+            if self.multi_host:
+                initialize_hosts()
             devices = jax.devices()
             self.strategy = "keras.distribution.DataParallel"
             self.devices, self.device_kind = len(devices), devices[0].device_kind
+            self.processes, self.process_index = jax.process_count(), jax.process_index()
         elif backend == "tensorflow":
             self._strategy = _tf_strategy()
             self.strategy = f"tf.distribute.{type(self._strategy).__name__}"
@@ -87,19 +102,97 @@ class Placement:
     def per_device_batch(self) -> int:
         return self.global_batch // self.devices
 
+    @property
+    def is_writer(self) -> bool:
+        """Whether this process writes the run folder: process 0 of a
+        multi-host run, which the others must not clobber."""
+        return self.process_index == 0
+
+    @property
+    def _shards(self) -> int:
+        """How many equal parts every batch must split into: jax refuses a
+        batch the devices cannot share evenly, and tf.distribute fed arrays
+        fails on one (it splits 21 images as 11 and 10, then adds them up)."""
+        return self.devices if self.distribute else 1
+
     def scope(self):
         """The context to build and compile the model in."""
         if self._strategy is not None:
             return self._strategy.scope()
         if self.distribute:
-            keras.distribution.set_distribution(keras.distribution.DataParallel())
+            # Several processes: each feeds its own share (`local_batches`).
+            keras.distribution.set_distribution(keras.distribution.DataParallel(
+                auto_shard_dataset=False))
         return contextlib.nullcontext()
+
+    def evaluation_batch(self, batch_size: int) -> int:
+        """`batch_size`, rounded up to a multiple of the devices that share it."""
+        return -(-int(batch_size) // self._shards) * self._shards
+
+    def pad_evaluation(self, images: np.ndarray, labels: np.ndarray):
+        """`pad_evaluation` to a multiple of the devices that share each batch."""
+        return pad_evaluation(images, labels, self._shards)
+
+    def local_rows(self, count: int, batch_size: int) -> np.ndarray:
+        """`process_rows` of this process."""
+        return process_rows(count, batch_size, self.process_index, self.processes)
+
+    def local_batches(self, batches):
+        """This process's share of every global batch of `batches` (a
+        `tf.data.Dataset` or a `keras.utils.PyDataset`): `batches` itself on
+        one host.
+
+        Every process draws the same global batches (same seed, same
+        augmentation) and keeps one contiguous share of each, which jax
+        assembles into the global batch: the run trains as on one host.
+        """
+        if self.processes == 1:
+            return batches
+        if isinstance(batches, keras.utils.PyDataset):
+            return ProcessShare(batches, self.process_index, self.processes)
+        import tensorflow as tf
+
+        index, count = self.process_index, self.processes
+
+        def share(*parts):
+            size = tf.shape(parts[0])[0] // count
+            return tuple(part[index * size:(index + 1) * size] for part in parts)
+
+        return batches.map(share)
+
+    def agree(self, what: str, values) -> None:
+        """Raises on every process unless all processes hold the same `values`
+        (whole numbers): hosts that disagree on where a run stands would
+        train replicas that silently differ, or wait for each other forever."""
+        if self.processes == 1:
+            return
+        from jax.experimental import multihost_utils
+
+        mine = np.asarray(values, np.int64).reshape(-1)
+        every = np.asarray(multihost_utils.process_allgather(mine)).reshape(
+            self.processes, -1)
+        if (every != every[0]).any():
+            seen = "; ".join(f"process {i}: {row.tolist()}" for i, row in enumerate(every))
+            raise TrainingError(
+                f"The {self.processes} processes disagree on {what}. Expected the same "
+                f"on every host. Received: {seen}. --output-dir (and --checkpoint) "
+                "must be a folder that every host reads and process 0 writes: a "
+                "network file system or a mounted bucket."
+            )
+
+    def barrier(self, name: str) -> None:
+        """Waits until every process gets here (nothing to wait for on one)."""
+        if self.processes > 1:
+            from jax.experimental import multihost_utils
+
+            multihost_utils.sync_global_devices(name)
 
     def to_dict(self) -> dict:
         return {
             "strategy": self.strategy,
             "devices": self.devices,
             "device_kind": self.device_kind,
+            "processes": self.processes,
             "global_batch": self.global_batch,
             "per_device_batch": self.per_device_batch,
         }
@@ -107,11 +200,157 @@ class Placement:
     def describe(self) -> str:
         if self.devices == 1 and not self.distribute:
             return f"one {self.device_kind} device, batch {self.global_batch}"
-        return (f"{self.devices} {self.device_kind} devices ({self.strategy}), batch "
+        hosts = f" in {self.processes} processes" if self.processes > 1 else ""
+        return (f"{self.devices} {self.device_kind} devices{hosts} ({self.strategy}), batch "
                 f"{self.global_batch} = {self.devices} x {self.per_device_batch}")
 
 
+def pad_evaluation(images: np.ndarray, labels: np.ndarray, multiple: int):
+    """(images, labels, sample weights or None), padded to a multiple of
+    `multiple` rows.
+
+    Data parallel training needs every batch, the last one too, to split
+    evenly over the devices, so an evaluation set is padded with copies of
+    its first images, labelled -1 (an all-zero one-hot row, which
+    `LabelledAccuracy` leaves out) and weighted 0 in the loss. The real
+    images weigh padded count / real count, since Keras divides the loss by
+    every row: the loss and the accuracy are those of the real images.
+    """
+    count = len(images)
+    padded = -(-count // multiple) * multiple
+    if padded == count:
+        return images, labels, None
+    rows = np.concatenate([np.arange(count), np.arange(padded - count) % count])
+    labels = np.concatenate([labels, np.full(padded - count, -1, labels.dtype)])
+    weights = np.zeros(padded, np.float32)
+    weights[:count] = padded / count
+    return images[rows], labels, weights
+
+
+def process_rows(count: int, batch_size: int, index: int, processes: int) -> np.ndarray:
+    """The rows process `index` of `processes` feeds when `count` rows go in
+    batches of `batch_size` (each a multiple of the devices): its contiguous
+    share of every batch, the last one too."""
+    rows = []
+    for start in range(0, count, batch_size):
+        share = (min(start + batch_size, count) - start) // processes
+        first = start + index * share
+        rows.append(np.arange(first, first + share))
+    return np.concatenate(rows) if rows else np.arange(0)
+
+
+@keras.saving.register_keras_serializable(package="fer_keras")
+class LabelledAccuracy(keras.metrics.CategoricalAccuracy):
+    """Categorical accuracy over the rows that have a label.
+
+    Rows whose one-hot label is all zeros pad an evaluation set
+    (`Placement.pad_evaluation`) and count for nothing: Keras gives the
+    metrics of `compile(metrics=...)` no sample weights to leave them out by.
+    """
+
+    def update_state(self, y_true, y_pred, sample_weight=None):
+        labelled = keras.ops.cast(keras.ops.sum(y_true, axis=-1) > 0, self.dtype)
+        if sample_weight is not None:
+            labelled = labelled * keras.ops.cast(sample_weight, self.dtype)
+        return super().update_state(y_true, y_pred, sample_weight=labelled)
+
+
+class ProcessShare(keras.utils.PyDataset):
+    """Process `index` of `count`'s contiguous share of every batch of
+    `batches`, for a multi-host run (`Placement.local_batches`)."""
+
+    def __init__(self, batches: keras.utils.PyDataset, index: int, count: int):
+        super().__init__()
+        self.batches, self.index, self.count = batches, int(index), int(count)
+
+    def __len__(self) -> int:
+        return len(self.batches)
+
+    def __getitem__(self, i: int):
+        batch = self.batches[i]
+        size = len(batch[0]) // self.count
+        return tuple(part[self.index * size:(self.index + 1) * size] for part in batch)
+
+    def on_epoch_end(self) -> None:
+        self.batches.on_epoch_end()
+
+
+@contextlib.contextmanager
+def on_this_host():
+    """No distribution while the block runs: what it creates (Keras' saving
+    makes a reference optimizer) lives on this host alone. Under a multi-host
+    distribution every new variable is a collective, which would wait forever
+    for the processes that do not run the block."""
+    distribution = keras.distribution.distribution()
+    keras.distribution.set_distribution(None)
+    try:
+        yield
+    finally:
+        keras.distribution.set_distribution(distribution)
+
+
+class HostOnly(keras.callbacks.Callback):
+    """Runs `callback` `on_this_host`: for the callbacks that only process 0
+    of a multi-host run has, those that write the run folder."""
+
+    def __init__(self, callback: keras.callbacks.Callback):
+        super().__init__()
+        self.callback = callback
+
+    def set_params(self, params):
+        super().set_params(params)
+        self.callback.set_params(params)
+
+    def set_model(self, model):
+        super().set_model(model)
+        self.callback.set_model(model)
+
+
+def _forward(hook: str):
+    def forward(self, *args, **kwargs):
+        with on_this_host():
+            return getattr(self.callback, hook)(*args, **kwargs)
+
+    forward.__name__ = hook
+    return forward
+
+
+for _hook in [f"on_{stage}_{end}" for stage in ("train", "test", "predict", "epoch",
+                                                "train_batch", "test_batch", "predict_batch")
+              for end in ("begin", "end")]:
+    setattr(HostOnly, _hook, _forward(_hook))
+
+
+def initialize_hosts() -> None:
+    """Joins this process to a multi-host jax run, once, before any device is used.
+
+    `keras.distribution.initialize` reads KERAS_DISTRIBUTION_JOB_ADDRESSES
+    (the coordinator, process 0's host:port), KERAS_DISTRIBUTION_NUM_PROCESSES
+    and KERAS_DISTRIBUTION_PROCESS_ID; without them jax finds the cluster
+    itself on a Cloud TPU slice, under SLURM or Open MPI.
+    """
+    import jax
+
+    if jax.distributed.is_initialized():
+        return
+    try:
+        keras.distribution.initialize()
+    except (ValueError, RuntimeError) as err:
+        raise TrainingError(
+            "Could not join the multi-host run. Expected a Cloud TPU slice, SLURM or "
+            "Open MPI that jax detects, or KERAS_DISTRIBUTION_JOB_ADDRESSES (process "
+            "0's host:port), KERAS_DISTRIBUTION_NUM_PROCESSES and "
+            f"KERAS_DISTRIBUTION_PROCESS_ID set on every host. Received: {err}"
+        ) from err
+
+
 def _tf_strategy():
+    """A TPU's strategy, else one mirrored over the GPUs, else over the CPUs.
+
+    `MirroredStrategy()` alone takes a single CPU whatever logical CPU devices
+    were configured (`tf.config.set_logical_device_configuration`), so on a
+    machine without GPUs the CPUs are named.
+    """
     import tensorflow as tf
 
     try:
@@ -120,7 +359,11 @@ def _tf_strategy():
         tf.tpu.experimental.initialize_tpu_system(resolver)
         return tf.distribute.TPUStrategy(resolver)
     except (ValueError, RuntimeError):
+        pass
+    if tf.config.list_logical_devices("GPU"):
         return tf.distribute.MirroredStrategy()
+    cpus = [device.name for device in tf.config.list_logical_devices("CPU")]
+    return tf.distribute.MirroredStrategy(cpus)
 
 
 @contextlib.contextmanager

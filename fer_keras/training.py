@@ -33,7 +33,8 @@ from fer_keras.checkpoint import (  # noqa: F401 - read_checkpoint_state is publ
 )
 from fer_keras.classes import CLASS_NAMES
 from fer_keras.devices import (  # noqa: F401 - auto_precision is public here
-    Placement, auto_precision, preserved_global_state, set_precision,
+    HostOnly, LabelledAccuracy, Placement, auto_precision, preserved_global_state,
+    set_precision,
 )
 from fer_keras.errors import TrainingError, unknown
 from fer_keras.history import read_history, truncate_history, write_history
@@ -63,6 +64,9 @@ class TrainConfig:
     mixed_precision: str | None = None
     seed: int = 0
     distribute: bool = False
+    # One process per host of a multi-host jax run (`devices.initialize_hosts`);
+    # implies `distribute`. Process 0 writes the run folder.
+    multi_host: bool = False
     backup_every: int | None = None
     checkpoint: str | None = None
     checkpoint_every: int = 1
@@ -119,14 +123,13 @@ def train(config: TrainConfig) -> dict:
         )
     with preserved_global_state():
         # Before the data loads: a batch the devices cannot share is refused at once.
-        placement = Placement(config.distribute, config.recipe.batch_size)
+        placement = Placement(config.distribute, config.recipe.batch_size, config.multi_host)
         print(f"Training on {placement.describe()}.")
         if config.folds > 1:
             return _cross_validate(config, placement)
         data_dir, images, labels = _training_split(config)
         train_idx, val_idx = fer_data.train_val_split(labels, config.val_split, config.seed)
-        return _fit_one(config, data_dir, images, labels, train_idx, val_idx,
-                        placement=placement)
+        return _fit_one(config, data_dir, images, labels, train_idx, val_idx, placement)
 
 
 def _training_split(config: TrainConfig) -> tuple[str | Path, np.ndarray, np.ndarray]:
@@ -147,7 +150,7 @@ def _training_split(config: TrainConfig) -> tuple[str | Path, np.ndarray, np.nda
     return config.data_dir or "in-memory arrays", images, labels
 
 
-def _cross_validate(config: TrainConfig, placement: Placement | None = None) -> dict:
+def _cross_validate(config: TrainConfig, placement: Placement) -> dict:
     data_dir, images, labels = _training_split(config)
     folds = fer_data.kfold_splits(labels, config.folds, config.seed)
     results = []
@@ -157,8 +160,8 @@ def _cross_validate(config: TrainConfig, placement: Placement | None = None) -> 
             config, output_dir=str(Path(config.output_dir) / f"fold{i}")
         )
         results.append(
-            _fit_one(fold_config, data_dir, images, labels, train_idx, val_idx, fold=i,
-                     placement=placement)
+            _fit_one(fold_config, data_dir, images, labels, train_idx, val_idx, placement,
+                     fold=i)
         )
     accuracies = np.array([r["best_val_accuracy"] for r in results])
     summary = {
@@ -172,7 +175,8 @@ def _cross_validate(config: TrainConfig, placement: Placement | None = None) -> 
         **environment_info(),
     }
     out = Path(config.output_dir)
-    write_json(out / "cv.json", summary)
+    if placement.is_writer:
+        write_json(out / "cv.json", summary)
     print(
         f"{config.folds}-fold validation accuracy: "
         f"{summary['val_accuracy_mean']:.4f} +/- {summary['val_accuracy_std']:.4f}"
@@ -239,30 +243,35 @@ def prepare_fit(config: TrainConfig, images: np.ndarray, labels: np.ndarray,
     keras.utils.set_random_seed(seed)
     policy = set_precision(config.mixed_precision)
     num_classes = len(CLASS_NAMES)
+    placement = placement or Placement(config.distribute, recipe.batch_size,
+                                       config.multi_host)
 
     on_device = config.pipeline == "device"
     steps = config.steps_per_epoch or full_epoch_steps(len(train_idx), recipe.batch_size)
-    val_batch_size = max(recipe.batch_size, 256)
+    val_images, val_labels, val_weights, val_batch_size = _validation_share(
+        placement, images[val_idx], labels[val_idx], max(recipe.batch_size, 256))
     if on_device:
         train_data = fer_data.ArrayBatches(
             images[train_idx], labels[train_idx], recipe.batch_size, num_classes, seed
         )
-        val_data = (images[val_idx].astype(np.float32),
-                    np.eye(num_classes, dtype=np.float32)[labels[val_idx]])
+        # Padding rows (label -1) get all-zero one-hot rows, as tf.one_hot gives them.
+        val_data = (val_images.astype(np.float32),
+                    (val_labels[:, None] == np.arange(num_classes)).astype(np.float32),
+                    *([] if val_weights is None else [val_weights]))
     else:
         train_data = _one_hot(fer_data.make_dataset(
             images[train_idx], labels[train_idx], batch_size=recipe.batch_size,
             training=True, augment=recipe.augment, seed=seed,
         ), num_classes)
         val_data = _one_hot(fer_data.make_dataset(
-            images[val_idx], labels[val_idx], batch_size=val_batch_size
+            val_images, val_labels, batch_size=val_batch_size, sample_weights=val_weights
         ), num_classes)
         if config.steps_per_epoch:
             train_data = train_data.repeat()
+    train_data = placement.local_batches(train_data)
 
     init_path = config.init_from and init_source(config.init_from, config.model)
     data_format = resolve_data_format(config.data_format)
-    placement = placement or Placement(config.distribute, recipe.batch_size)
     with placement.scope():
         model = build_model(config.model, num_classes=num_classes, data_format=data_format)
         if init_path:
@@ -277,7 +286,7 @@ def prepare_fit(config: TrainConfig, images: np.ndarray, labels: np.ndarray,
             loss=keras.losses.CategoricalCrossentropy(
                 from_logits=True, label_smoothing=recipe.label_smoothing
             ),
-            metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")],
+            metrics=[LabelledAccuracy(name="accuracy")],
         )
     return FitSetup(
         model=model,
@@ -294,6 +303,20 @@ def prepare_fit(config: TrainConfig, images: np.ndarray, labels: np.ndarray,
         init_path=init_path or None,
         placement=placement,
     )
+
+
+def _validation_share(placement: Placement, images: np.ndarray, labels: np.ndarray,
+                      batch_size: int):
+    """(images, labels, weights or None, batch size) of the validation rows
+    this process evaluates: all of them on one host, padded where the
+    devices must share every batch evenly (`Placement.pad_evaluation`)."""
+    batch_size = placement.evaluation_batch(batch_size)
+    images, labels, weights = placement.pad_evaluation(images, labels)
+    if placement.processes == 1:
+        return images, labels, weights, batch_size
+    rows = placement.local_rows(len(labels), batch_size)
+    return (images[rows], labels[rows], None if weights is None else weights[rows],
+            batch_size // placement.processes)
 
 
 @dataclasses.dataclass
@@ -315,16 +338,18 @@ def _completed_run(out: Path) -> dict | None:
 
 
 def _resume(config: TrainConfig, setup: FitSetup, out: Path,
-            checkpoint_state: dict | None) -> _Start:
+            checkpoint_state: dict | None, writer: bool = True) -> _Start:
     """Loads the newest usable backup, else the committed checkpoint (whose
     checked state is `checkpoint_state`), and cuts `history.csv` to the
-    epochs the loaded weights have seen."""
+    epochs the loaded weights have seen (the `writer` only: the other
+    processes of a multi-host run load the same files and write nothing)."""
     history_path = out / "history.csv"
-    loaded = run_backup.restore(setup.trainer, out / "backup")
+    loaded = run_backup.restore(setup.trainer, out / "backup", set_aside=writer)
     if loaded:
         rows = read_history(history_path)
         best = max((float(r["val_accuracy"]) for r in rows), default=None)
-        truncate_history(history_path, loaded.epochs)
+        if writer:
+            truncate_history(history_path, loaded.epochs)
         print(f"Resuming {out} after epoch {loaded.epochs} of {config.recipe.epochs}.")
         # model.keras is the best of every epoch written, kept or not.
         return _Start(loaded.epochs, best if (out / "model.keras").exists() else None)
@@ -334,37 +359,44 @@ def _resume(config: TrainConfig, setup: FitSetup, out: Path,
         checkpoint, state = Path(config.checkpoint), checkpoint_state
         init_weights(setup.model, checkpoint, config.model)
         epoch = int(state["epoch"])
-        write_history(history_path, state.get("history", [])[:epoch])
+        if writer:
+            write_history(history_path, state.get("history", [])[:epoch])
         setup.trainer.optimizer.iterations.assign(epoch * setup.steps_per_epoch)
         print(f"Continuing from the checkpoint {checkpoint} after epoch {epoch} of "
               f"{config.recipe.epochs} (its weights, a fresh optimizer).")
         # The best model so far was lost with its folder: this run's best
         # model is the best since then.
         return _Start(epoch, None, from_checkpoint=True)
-    truncate_history(history_path, 0)
+    if writer:
+        truncate_history(history_path, 0)
     return _Start()
 
 
 def _callbacks(config: TrainConfig, setup: FitSetup, out: Path, start: _Start,
-               nan_guard: StopOnNaN) -> list[keras.callbacks.Callback]:
+               nan_guard: StopOnNaN, writer: bool = True) -> list[keras.callbacks.Callback]:
+    """The run's callbacks; where not `writer`, only those that write nothing."""
+    shared = [EpochStats(), nan_guard]
+    if not writer:
+        return shared + list(config.callbacks)
     num_classes = len(CLASS_NAMES)
     history_path = out / "history.csv"
     # Files are channels-last and float32, whatever layout and precision trained.
+    # The copy lives on this host alone: filling a model laid out over several
+    # hosts would wait for the processes that write nothing.
     with preserved_global_state():
         keras.config.set_dtype_policy("float32")
+        keras.distribution.set_distribution(None)
         saved_as = build_model(config.model, num_classes=num_classes,
                                data_format=DEFAULT_DATA_FORMAT)
-    callbacks = [
-        EpochStats(),
+    writers = [
         keras.callbacks.CSVLogger(str(history_path), append=True),
         SaveBestModel(out / "model.keras", setup.model, best=start.best,
                       save_as=saved_as),
         run_backup.RunBackup(out / "backup", save_freq=config.backup_every or "epoch"),
-        nan_guard,
         CurvesPlot(history_path, title=f"{config.model} ({config.recipe_name})"),
     ]
     if config.checkpoint:
-        callbacks.append(CommittedCheckpoint(
+        writers.append(CommittedCheckpoint(
             Path(config.checkpoint), setup.model, every=config.checkpoint_every,
             # An uncompiled copy: the optimizer's state stays out of the file.
             save_as=saved_as,
@@ -375,34 +407,49 @@ def _callbacks(config: TrainConfig, setup: FitSetup, out: Path, start: _Start,
                 "history": read_history(history_path),
             },
         ))
-    return callbacks + list(config.callbacks)
+    if setup.placement.processes > 1:
+        # Process 0 of several: its writers must not wait for the others.
+        writers = [HostOnly(callback) for callback in writers]
+    return shared + writers + list(config.callbacks)
 
 
-def _fit_one(config, data_dir, images, labels, train_idx, val_idx, fold=None,
-             placement: Placement | None = None) -> dict:
+def _fit_one(config, data_dir, images, labels, train_idx, val_idx, placement: Placement,
+             fold=None) -> dict:
     """One run, in the order a reader checks it: done already? set up, resume,
-    record, fit, then say how it ended."""
-    out = Path(config.output_dir)
-    previous = _completed_run(out)
-    if previous:
-        print(f"{out} holds a completed run; nothing to do. "
-              "Choose another --output-dir to train again.")
-        return previous
+    record, fit, then say how it ended.
 
+    In a multi-host run every process reads the run folder, and the processes
+    check that they read the same, but only process 0 writes it.
+    """
+    out = Path(config.output_dir)
+    writer = placement.is_writer
+    previous = _completed_run(out)
     # Read and checked once, before anything is built: another run's
     # checkpoint is refused before the folder is made.
     checkpoint = config.checkpoint and Path(config.checkpoint)
     checkpoint_state = check_checkpoint(checkpoint, config) if (
         checkpoint and checkpoint.exists()) else None
+    first_epoch = _expected_start(out, checkpoint_state)
+    placement.agree(f"where the run in {out} stands (completed, epochs done)",
+                    [previous is not None, first_epoch])
+    if previous:
+        print(f"{out} holds a completed run; nothing to do. "
+              "Choose another --output-dir to train again.")
+        return previous
+
     setup = prepare_fit(config, images, labels, train_idx, val_idx,
-                        first_epoch=_expected_start(out, checkpoint_state),
-                        placement=placement)
-    out.mkdir(parents=True, exist_ok=True)
-    start = _resume(config, setup, out, checkpoint_state)
+                        first_epoch=first_epoch, placement=placement)
+    if writer:
+        out.mkdir(parents=True, exist_ok=True)
+    start = _resume(config, setup, out, checkpoint_state, writer)
     nan_guard = StopOnNaN()
-    callbacks = _callbacks(config, setup, out, start, nan_guard)
+    callbacks = _callbacks(config, setup, out, start, nan_guard, writer)
     info = run_record(config, setup, start, data_dir, labels, train_idx, val_idx, fold)
-    write_json(out / "run.json", info)
+    if writer:
+        write_json(out / "run.json", info)
+    placement.barrier("run.json written")
+    placement.agree(f"whether {out / 'run.json'}, which process 0 wrote, is there",
+                    [(out / "run.json").exists()])
 
     setup.trainer.fit(
         setup.train_data,
@@ -416,8 +463,11 @@ def _fit_one(config, data_dir, images, labels, train_idx, val_idx, fold=None,
         verbose=config.verbose,
         shuffle=False,
     )
+    # Process 0's last history.csv row is written before the others read it.
+    placement.barrier("fit done")
     if nan_guard.nan_at is not None:
-        write_json(out / "run.json", {**info, "status": "failed: non-finite loss"})
+        if writer:
+            write_json(out / "run.json", {**info, "status": "failed: non-finite loss"})
         raise TrainingError(
             f"The loss became NaN or infinite (batch {nan_guard.nan_at} of the last "
             f"epoch) and training stopped. Lower the learning rate (--lr, now "
@@ -425,6 +475,8 @@ def _fit_one(config, data_dir, images, labels, train_idx, val_idx, fold=None,
             "new --output-dir."
         )
     info = completed_record(info, out)
+    if not writer:
+        return info
     write_json(out / "run.json", info)
     run_backup.remove(out / "backup")
     print(

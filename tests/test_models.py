@@ -21,9 +21,9 @@ from fer_keras.models import (
     preferred_data_format,
     resolve_data_format,
 )
+from parity import BACKENDS, logits_under
 from torch_reference import ORIGINAL_MODELS, REFERENCES
 
-BACKENDS = ("jax", "tensorflow", "torch")
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
 BANK_MODELS = ("kernels", "resnet", "cbam")
 
@@ -51,19 +51,6 @@ def _randomize_batch_norm(model, seed):
                 variable = getattr(layer, attribute)
                 values = rng.uniform(low, high, variable.shape)
                 variable.assign(values.astype("float32"))
-
-
-def _run_python(code, backend, *args):
-    env = {**os.environ, "KERAS_BACKEND": backend}
-    result = subprocess.run(
-        [sys.executable, "-c", code, *args],
-        cwd=REPO_ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
 
 
 def test_registry_lists_the_zoo():
@@ -373,26 +360,6 @@ def test_keras_file_round_trip(name, tmp_path):
         np.testing.assert_array_equal(_numpy(a), _numpy(b))
 
 
-_LOAD_EVERYWHERE = textwrap.dedent(
-    """
-    import sys
-
-    import numpy as np
-
-    import keras
-    import fer_keras
-
-    folder = sys.argv[1]
-    x = np.load(f"{folder}/inputs.npz")["x"]
-    logits = {}
-    for name in fer_keras.MODELS:
-        model = keras.saving.load_model(f"{folder}/{name}.keras")
-        logits[name] = keras.ops.convert_to_numpy(model(x, training=False))
-    np.savez(f"{folder}/logits_{keras.backend.backend()}.npz", **logits)
-    """
-)
-
-
 @pytest.fixture(scope="module")
 def saved_zoo(tmp_path_factory):
     """Every zoo model, with random weights and BN statistics, saved once."""
@@ -405,8 +372,7 @@ def saved_zoo(tmp_path_factory):
         _randomize_batch_norm(model, seed)
         logits[name] = _numpy(model(x, training=False))
         model.save(folder / f"{name}.keras")
-    np.savez(folder / "inputs.npz", x=x)
-    return folder, logits
+    return folder, x, logits
 
 
 @pytest.mark.parametrize(
@@ -416,9 +382,8 @@ def test_keras_files_load_under_every_backend(saved_zoo, backend):
     # A fresh process under another backend that only imports fer_keras (no
     # custom_objects) loads every model and gives the same logits. The suite
     # runs once per backend, so every ordered pair of backends is checked.
-    folder, want = saved_zoo
-    _run_python(_LOAD_EVERYWHERE, backend, str(folder))
-    got = np.load(folder / f"logits_{backend}.npz")
+    folder, x, want = saved_zoo
+    got = logits_under(backend, folder, x)
     for name in fer_keras.MODELS:
         assert got[name].shape == (4, 7)
         np.testing.assert_allclose(

@@ -71,6 +71,11 @@ def main(argv: list[str] | None = None, prog: str = "train.py") -> None:
                         "CPUs with native bfloat16, else float32)")
     parser.add_argument("--distribute", action="store_true",
                         help="data-parallel over all devices (jax, tensorflow; TPU too)")
+    parser.add_argument("--multi-host", action="store_true",
+                        help="one process per host, data-parallel over the devices of all "
+                        "(jax only; implies --distribute). Run the same command on every "
+                        "host; process 0 writes --output-dir, which every host must read "
+                        "(README, 'Several hosts')")
     parser.add_argument("--backup-every", type=cli.positive_int,
                         help="also back up every N steps, not only every epoch")
     parser.add_argument("--checkpoint", metavar="PATH",
@@ -87,6 +92,11 @@ def main(argv: list[str] | None = None, prog: str = "train.py") -> None:
     parser.add_argument("--seed", type=cli.non_negative_int, default=0)
     parser.add_argument("--quiet", action="store_true", help="one line per epoch")
     args = parser.parse_args(argv)
+    if args.multi_host and backend != "jax":
+        parser.error(
+            f"--multi-host runs under the jax backend. Received: --backend {backend}. "
+            "Use --backend jax, or drop --multi-host."
+        )
     if args.distribute and backend not in DISTRIBUTED_BACKENDS:
         parser.error(
             f"--distribute runs under the {' and '.join(DISTRIBUTED_BACKENDS)} backends. "
@@ -114,7 +124,8 @@ def main(argv: list[str] | None = None, prog: str = "train.py") -> None:
             data_dir=args.data_dir, output_dir=output_dir, val_split=args.val_split,
             folds=args.folds, steps_per_epoch=args.steps_per_epoch,
             mixed_precision=args.mixed_precision, seed=args.seed,
-            distribute=args.distribute, backup_every=args.backup_every,
+            distribute=args.distribute, multi_host=args.multi_host,
+            backup_every=args.backup_every,
             checkpoint=args.checkpoint, checkpoint_every=args.checkpoint_every,
             init_from=args.init_from, pipeline=args.pipeline, data_format=args.data_format,
             verbose=2 if args.quiet else "auto", command=[*prog.split(), *argv],
