@@ -76,8 +76,9 @@ def measure(dataset, seconds: float | None, batches: int | None) -> dict:
 
 def main(argv=None) -> dict:
     args = parse_args(argv)
-    import keras
     import tensorflow as tf
+
+    import keras
 
     from fer_keras import data
 

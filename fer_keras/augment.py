@@ -27,7 +27,6 @@ import keras
 
 from fer_keras.errors import unknown
 
-
 FILL_MODES = ("reflect", "wrap", "constant", "nearest")
 INTERPOLATIONS = ("bilinear", "nearest")
 

@@ -26,14 +26,23 @@ from fer_keras import backup as run_backup
 from fer_keras import data as fer_data
 from fer_keras.augment import AugmentedModel, build_augmentation
 from fer_keras.callbacks import (  # noqa: F401 - public here since the first release
-    CurvesPlot, EpochStats, SaveBestModel, StopOnNaN,
+    CurvesPlot,
+    EpochStats,
+    SaveBestModel,
+    StopOnNaN,
 )
 from fer_keras.checkpoint import (  # noqa: F401 - read_checkpoint_state is public here
-    CommittedCheckpoint, check_identity, read_checkpoint_state,
+    CommittedCheckpoint,
+    check_identity,
+    read_checkpoint_state,
 )
 from fer_keras.classes import CLASS_NAMES
 from fer_keras.devices import (  # noqa: F401 - auto_precision is public here
-    HostOnly, LabelledAccuracy, Placement, auto_precision, preserved_global_state,
+    HostOnly,
+    LabelledAccuracy,
+    Placement,
+    auto_precision,
+    preserved_global_state,
     set_precision,
 )
 from fer_keras.errors import TrainingError, unknown
@@ -44,7 +53,6 @@ from fer_keras.recipes import Recipe
 from fer_keras.run_record import completed_record, run_record, write_json
 from fer_keras.runinfo import environment_info
 from fer_keras.warm_start import check_same_split, init_source, init_weights
-
 
 PIPELINES: tuple[str, ...] = ("tfdata", "device")
 

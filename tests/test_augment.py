@@ -3,10 +3,11 @@
 import math
 import warnings
 
-import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+
+import keras
 
 from fer_keras import augment
 from fer_keras.augment import RandomAffine, build_augmentation

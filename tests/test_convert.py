@@ -5,6 +5,7 @@ import re
 import numpy as np
 import pytest
 import torch
+from torch_reference import ORIGINAL_MODELS, random_reference
 
 import keras
 from keras import ops
@@ -12,7 +13,6 @@ from keras import ops
 import fer_keras
 from fer_keras.convert import convert_checkpoint, load_torch_state_dict
 from fer_keras.models import MODEL_REGISTRY
-from torch_reference import ORIGINAL_MODELS, random_reference
 
 ATOL = 1e-4
 

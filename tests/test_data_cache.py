@@ -4,11 +4,10 @@ import os
 
 import numpy as np
 import pytest
+from data_files import grey_of, make_folders, write_image
 
 from fer_keras import data
 from fer_keras.data import decoding
-
-from data_files import grey_of, make_folders, write_image
 
 
 def test_second_call_uses_the_cache(tmp_path, monkeypatch):

@@ -1,10 +1,9 @@
 """Tests for fer_keras.data.locate: a path, FER2013_DIR, or a kagglehub download."""
 
 import pytest
+from data_files import make_folders
 
 from fer_keras import data
-
-from data_files import make_folders
 
 
 def test_locate_prefers_explicit_path_then_environment(tmp_path, monkeypatch):

@@ -1,8 +1,9 @@
 """Tests for fer_keras.data.pipelines: make_dataset (tf.data) and ArrayBatches."""
 
-import keras
 import numpy as np
 import pytest
+
+import keras
 
 import fer_keras
 from fer_keras import data

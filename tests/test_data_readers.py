@@ -5,12 +5,6 @@ import warnings
 
 import numpy as np
 import pytest
-from PIL import Image
-
-import fer_keras
-from fer_keras import data
-from fer_keras.classes import CLASS_NAMES
-
 from data_files import (
     ANANTHU_FOLDERS,
     REAL_DATA,
@@ -20,6 +14,11 @@ from data_files import (
     make_folders,
     write_image,
 )
+from PIL import Image
+
+import fer_keras
+from fer_keras import data
+from fer_keras.classes import CLASS_NAMES
 
 
 def test_class_names_are_the_fer2013_label_order():

@@ -18,12 +18,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from parity import BACKENDS, logits_under_each
+from tiny_data import write_kaggle_folders
 
 import keras
 
 from fer_keras.history import read_history
-from parity import BACKENDS, logits_under_each
-from tiny_data import write_kaggle_folders
 
 ROOT = Path(__file__).resolve().parents[1]
 BACKEND = keras.backend.backend()

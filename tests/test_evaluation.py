@@ -2,12 +2,10 @@ import json
 
 import numpy as np
 import pytest
-
+from tiny_data import write_kaggle_folders
 
 from fer_keras import CLASS_NAMES, build_model, data, evaluation, tta
 from fer_keras.inference import Predictor
-
-from tiny_data import write_kaggle_folders
 
 
 def test_metrics_against_hand_computed_values():

@@ -12,12 +12,12 @@ import zipfile
 import h5py
 import numpy as np
 import pytest
+from tiny_data import write_kaggle_folders
 
 import keras
 
 from fer_keras import data as fer_data
 from fer_keras.loading import load_model
-from tiny_data import write_kaggle_folders
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

@@ -4,7 +4,6 @@ short clip whose faces the detector finds."""
 import csv
 
 import pytest
-
 from data_files import REAL_DATA
 
 cv2 = pytest.importorskip("cv2")

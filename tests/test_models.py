@@ -8,6 +8,8 @@ import textwrap
 
 import numpy as np
 import pytest
+from parity import BACKENDS, logits_under
+from torch_reference import ORIGINAL_MODELS, REFERENCES
 
 import keras
 from keras import ops
@@ -21,8 +23,6 @@ from fer_keras.models import (
     preferred_data_format,
     resolve_data_format,
 )
-from parity import BACKENDS, logits_under
-from torch_reference import ORIGINAL_MODELS, REFERENCES
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
 BANK_MODELS = ("kernels", "resnet", "cbam")

@@ -8,10 +8,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from tiny_data import write_kaggle_folders
 
 import keras
-
-from tiny_data import write_kaggle_folders
 
 ROOT = Path(__file__).resolve().parents[1]
 BACKENDS = ("jax", "tensorflow", "torch")

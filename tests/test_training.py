@@ -10,14 +10,14 @@ import zipfile
 import h5py
 import numpy as np
 import pytest
+from tiny_data import write_kaggle_folders
 
 import keras
 
-from fer_keras import data as fer_data
 from fer_keras import backup, compact, evaluation, recipes, training
+from fer_keras import data as fer_data
 from fer_keras.loading import ModelFileError
 from fer_keras.models import build_model, preferred_data_format
-from tiny_data import write_kaggle_folders
 
 
 @pytest.fixture(scope="module")

@@ -37,10 +37,10 @@ def main(argv=None) -> None:
 
     from PIL import Image
     from skimage import data
+    from webdriver import Chromium, find_chromium
 
     from fer_keras.demo import DemoServer
     from fer_keras.demo_analysis import DemoAnalyzer
-    from webdriver import Chromium, find_chromium
 
     found = find_chromium()
     if found is None:

@@ -33,8 +33,9 @@ for folder in (ROOT, ROOT / "tools"):
     if str(folder) not in sys.path:
         sys.path.insert(0, str(folder))
 
-from fer_keras import cli  # noqa: E402
 from pack_data import read_pack  # noqa: E402
+
+from fer_keras import cli  # noqa: E402
 
 DEFAULT_MODEL = "vgg"
 DEFAULT_RECIPE = "crop44"

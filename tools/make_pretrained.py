@@ -171,8 +171,9 @@ def main(argv=None) -> None:
     argv = sys.argv[1:] if argv is None else argv
     cli.select_backend(argv)
 
-    import keras
     import numpy as np
+
+    import keras
 
     from fer_keras import compact, data, evaluation, export, loading, models
     from fer_keras.inference import Predictor

@@ -23,6 +23,7 @@ from pathlib import Path
 
 from fer_keras import cli
 
+
 def parse_args(argv: list[str], prog: str = "predict.py") -> argparse.Namespace:
     from fer_keras import faces, prediction, timeline, tta
 

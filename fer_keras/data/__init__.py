@@ -25,24 +25,51 @@ The modules, one job each:
 """
 
 from fer_keras.classes import CLASS_NAMES
-from fer_keras.data.cache import _CACHE_VERSION, cache_file, cache_folder
-from fer_keras.data.cache import read_cache, write_cache
-from fer_keras.data.csv_file import CSV_COLUMNS, CSV_NAME, CSV_SPLITS, FER2013_CSV
-from fer_keras.data.csv_file import Fer2013Csv, parse_pixels, read_csv
-from fer_keras.data.csv_file import _describe_pixels
+from fer_keras.data.cache import _CACHE_VERSION, cache_file, cache_folder, read_cache, write_cache
+from fer_keras.data.csv_file import (
+    CSV_COLUMNS,
+    CSV_NAME,
+    CSV_SPLITS,
+    FER2013_CSV,
+    Fer2013Csv,
+    _describe_pixels,
+    parse_pixels,
+    read_csv,
+)
 from fer_keras.data.decoding import decode_image, decode_images
-from fer_keras.data.folders import EMOTION_DETECTION_FOLDERS, FOLDER_LAYOUTS
-from fer_keras.data.folders import FOLDER_SPLITS, IMAGE_SUFFIXES, KAGGLE_FOLDERS
-from fer_keras.data.folders import ClassFolders, list_folder_split, match_layout
+from fer_keras.data.folders import (
+    EMOTION_DETECTION_FOLDERS,
+    FOLDER_LAYOUTS,
+    FOLDER_SPLITS,
+    IMAGE_SUFFIXES,
+    KAGGLE_FOLDERS,
+    ClassFolders,
+    list_folder_split,
+    match_layout,
+)
 from fer_keras.data.load import load_split
 from fer_keras.data.locate import KAGGLE_HANDLE, download, locate_data
-from fer_keras.data.pipelines import ArrayBatches, make_dataset
-from fer_keras.data.pipelines import _import_tensorflow, _lane_seed
-from fer_keras.data.readers import IMAGE_SIZE, DataError, Reader, SplitListing
-from fer_keras.data.readers import describe_layouts, find_layout, find_reader
-from fer_keras.data.readers import known_splits, register_reader, registered_readers
-from fer_keras.data.splits import CLASS_WEIGHT_MODES, check_labels, class_counts
-from fer_keras.data.splits import class_weights, kfold_splits, train_val_split
+from fer_keras.data.pipelines import ArrayBatches, _import_tensorflow, _lane_seed, make_dataset
+from fer_keras.data.readers import (
+    IMAGE_SIZE,
+    DataError,
+    Reader,
+    SplitListing,
+    describe_layouts,
+    find_layout,
+    find_reader,
+    known_splits,
+    register_reader,
+    registered_readers,
+)
+from fer_keras.data.splits import (
+    CLASS_WEIGHT_MODES,
+    check_labels,
+    class_counts,
+    class_weights,
+    kfold_splits,
+    train_val_split,
+)
 
 # The built-in layouts, in the order they are tried and listed in errors:
 # a folder holding both train/ and a fer2013.csv is read as folders.
