@@ -3,13 +3,16 @@
 Runs under JAX, TensorFlow and PyTorch; choose the backend with
 `KERAS_BACKEND` before Keras is imported (the commands do it for you with
 `--backend`). Importing this package does not import Keras: the names below
-load on first use, so `fer_keras.cli` can choose the backend first. Using any
-of them (or importing `fer_keras.layers`) registers the package's layers, so
-`.keras` files that use them then load with plain `keras.saving.load_model`;
-`fer_keras.load_model` does it for you.
+load on first use, so `fer_keras.cli` can choose the backend first.
+
+The package's layers are registered with Keras, so that `.keras` files using
+them load with plain `keras.saving.load_model`, as soon as Keras is in: at
+`import fer_keras` where Keras was imported before, else at the first use of
+a name below (`fer_keras.load_model` and the others need nothing more).
 """
 
 import importlib
+import sys
 
 __version__ = "0.1.0"
 
@@ -33,9 +36,15 @@ def __getattr__(name: str):
     if name == "MODELS":
         return importlib.import_module("fer_keras.models").available_models()
     if name in _LAZY:
+        importlib.import_module("fer_keras.layers")  # registers the layers
         return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def __dir__() -> list[str]:
     return sorted({*globals(), *_LAZY, "MODELS"})
+
+
+if "keras" in sys.modules:
+    # Keras' backend is chosen already; nothing is gained by waiting.
+    importlib.import_module("fer_keras.layers")

@@ -24,7 +24,7 @@ import keras
 
 from fer_keras.classes import CLASS_NAMES
 from fer_keras.faces import CLASS_COLORS, EmotionRecognizer, ImageFileError, annotate, load_image
-from fer_keras.gradcam import _check_installed, gradcam_maps, overlay
+from fer_keras.gradcam import check_installed, gradcam_maps, overlay
 from fer_keras.loading import pretrained_path
 from fer_keras.prediction import IMAGE_DETECTION_SIZE
 
@@ -132,7 +132,7 @@ def gradcam_unavailable(model_path: str | os.PathLike) -> str | None:
         return (f"Grad-CAM maps need a .keras model; {Path(model_path).name} is an export "
                 "that only predicts.")
     try:
-        _check_installed()
+        check_installed()
     except ImportError as err:
         return str(err)
     return None

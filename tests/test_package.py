@@ -72,20 +72,29 @@ print("cbam" in fer_keras.MODELS, fer_keras.CLASS_NAMES[3])
     assert "has no attribute 'build_modle'" in result.stderr
 
 
-def test_plain_keras_loads_a_model_once_a_name_is_used(tmp_path):
+@pytest.mark.parametrize("imports", [
+    "import keras, fer_keras",  # Keras first: registered at import
+    "import fer_keras, keras; fer_keras.CLASS_NAMES",  # at the first name used
+    "import keras, fer_keras.layers",
+])
+def test_plain_keras_loads_a_model_once_the_layers_are_registered(tmp_path, imports):
     path = tmp_path / "model.keras"
     code = """
 import sys, fer_keras
 fer_keras.build_model("kernels").save(sys.argv[1])
 """
     assert _python(code, str(path)).returncode == 0
-    code = """
-import sys, keras, fer_keras.layers
-print(keras.saving.load_model(sys.argv[1]).name)
-"""
-    result = _python(code, str(path))
+    result = _python(f"{imports}\nimport sys\nprint(keras.saving.load_model(sys.argv[1]).name)",
+                     str(path))
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.strip() == "kernels"
+
+
+def test_without_keras_imported_first_the_layers_wait_for_a_name():
+    code = ("import sys, fer_keras; print('fer_keras.layers' in sys.modules); "
+            "fer_keras.MODELS; print('fer_keras.layers' in sys.modules)")
+    result = _python(code)
+    assert result.stdout.split() == ["False", "True"], result.stderr[-2000:]
 
 
 def test_fer_keras_command_lists_and_dispatches_its_subcommands():
