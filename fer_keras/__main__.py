@@ -11,12 +11,7 @@ USAGE = f"""usage: fer-keras {{{",".join(COMMANDS)}}} [options]
 Facial expression recognition on FER2013 with Keras 3 (JAX, TensorFlow, PyTorch).
 `fer-keras COMMAND --help` lists a command's options:
 
-  train      train a model (resumes an interrupted run with the same command)
-  evaluate   accuracy, per-class metrics and confusion matrix on the test split
-  predict    the emotion of each face in photos, folders, videos or a webcam
-  export     write a model as .tflite, .onnx or a SavedModel
-  demo       a local web page that labels the faces in a photo
-"""
+""" + "".join(f"  {name:<10} {summary}\n" for name, summary in COMMANDS.items())
 
 
 def main(argv: list[str] | None = None) -> None:

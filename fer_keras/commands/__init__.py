@@ -6,4 +6,11 @@ dispatches the installed `fer-keras COMMAND`; `train.py` and the other
 scripts of a checkout call the same functions.
 """
 
-COMMANDS = ("train", "evaluate", "predict", "export", "demo")
+# Name -> what it does, in the order `fer-keras --help` lists them.
+COMMANDS = {
+    "train": "train a model (resumes an interrupted run with the same command)",
+    "evaluate": "accuracy, per-class metrics and confusion matrix on the test split",
+    "predict": "the emotion of each face in photos, folders, videos or a webcam",
+    "export": "write a model as .tflite, .onnx or a SavedModel",
+    "demo": "a local web page that labels the faces in a photo",
+}

@@ -18,7 +18,7 @@ def main(argv: list[str] | None = None, prog: str = "evaluate.py") -> None:
     cli.select_backend(argv)
 
     with cli.native_log_filtered():
-        from fer_keras import data, evaluation, export, inference, loading, tta
+        from fer_keras import data, evaluation, export, loading, tta
         from fer_keras.inference import Predictor
         from fer_keras.runinfo import environment_info
 
@@ -67,8 +67,6 @@ def main(argv: list[str] | None = None, prog: str = "evaluate.py") -> None:
         from fer_keras import gradcam
 
         gradcam.check_installed()
-    for p in exports:
-        inference.check_model_path(p, runner="evaluate")
     models = [Predictor(p, batch_size=args.batch_size) if p in exports
               else loading.load_model(p) for p in paths]
     data_dir = data.locate_data(args.data_dir)

@@ -137,6 +137,8 @@ def choose_pipeline(requested: str | None, parser: argparse.ArgumentParser) -> s
     """--pipeline, or its default: tf.data where TensorFlow is installed, else
     the array feed, said once. Asking for tf.data without TensorFlow is refused
     here, before the data loads."""
+    if requested == "device":
+        return requested
     has_tensorflow = _tensorflow_imports()
     if requested == "tfdata" and not has_tensorflow:
         parser.error("--pipeline tfdata needs TensorFlow, which is not installed: "
