@@ -16,13 +16,7 @@ import pathlib
 import platform
 import time
 
-REPO = pathlib.Path(__file__).resolve().parents[1]
-
-
-def default_data_dir() -> pathlib.Path:
-    return pathlib.Path(
-        os.environ.get("FER2013_DIR") or REPO.parent / "shared" / "fer2013"
-    )
+from harness import default_data_dir, write_json
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -112,9 +106,7 @@ def main(argv=None) -> dict:
         "machine": platform.machine(),
     }
     print(json.dumps(result, indent=2))
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(result, indent=2) + "\n")
+    write_json(args.json, result)
     return result
 
 

@@ -13,7 +13,6 @@ model) a randomly initialised cbam is timed.
 """
 
 import argparse
-import json
 import os
 import platform
 import statistics
@@ -22,10 +21,9 @@ import time
 from pathlib import Path
 
 import numpy as np
+from harness import write_json
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from fer_keras import cli  # noqa: E402
+from fer_keras import cli
 
 
 def one_face_frames(count: int):
@@ -187,7 +185,7 @@ def main(argv=None) -> None:
           f"{fps_batched_tracked:6.1f} frames/s")
     print(f"classifier, {args.crops} crops per call: {faces_per_s:6.1f} faces/s")
     if args.json:
-        Path(args.json).write_text(json.dumps(results, indent=2) + "\n")
+        write_json(args.json, results)
         print(f"Wrote {args.json}")
 
 

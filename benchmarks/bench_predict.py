@@ -24,24 +24,11 @@ import argparse
 import json
 import os
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from bench_train import (  # noqa: E402  (the sibling script, shared machinery)
-    BACKENDS,
-    WorkerProcess,
-    hardware_info,
-    listed,
-    log,
-    report_context,
-    require_positive,
-    send,
-    serve,
-)
+import harness
 
 
 class _PredictRunner:
@@ -132,8 +119,8 @@ class _PredictRunner:
 def worker(config: dict) -> None:
     """Serves the driver's requests from one backend's process."""
     runner = _PredictRunner(config)
-    send(runner.warm_up())
-    serve(runner.handle)
+    harness.send(runner.warm_up())
+    harness.serve(runner.handle)
 
 
 class _InProcess:
@@ -162,35 +149,32 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
 
 
-def measure(args, log) -> list[dict]:
+def measure(args) -> list[dict]:
     """Loads each backend's predictor, then measures them in turn, round after round."""
     base = {"model": args.model, "model_path": args.model_path,
             "batch_size": args.batch_size, "batch_images": args.batch_images}
-    handles, rows = [], []
-    try:
+    rows = []
+    with harness.started_workers() as handles:
         for backend in [*(args.backends or [None]), *(["litert"] if args.litert else [])]:
-            log(f"loading {args.model_path or args.model} under "
-                f"{backend or 'the current backend'} ...")
+            harness.log(f"loading {args.model_path or args.model} under "
+                        f"{backend or 'the current backend'} ...")
             if backend is None:
                 handle = _InProcess(base)
             elif backend == "litert":
-                handle = WorkerProcess(Path(__file__), {**base, "litert": True},
+                handle = harness.WorkerProcess(Path(__file__), {**base, "litert": True},
                                        "tensorflow", "predict with LiteRT")
             else:
-                handle = WorkerProcess(Path(__file__), {**base, "backend": backend},
+                handle = harness.WorkerProcess(Path(__file__), {**base, "backend": backend},
                                        backend, f"predict under {backend}")
             handles.append(handle)
             ready = handle.receive()
             rows.append({**ready, "latency_ms": [], "cpu_ms": [], "model_predict_ms": [],
                          "batch": []})
-            log(f"  first call {ready['first_call_s']:.1f} s, "
-                f"first batch {ready['first_batch_s']:.1f} s")
+            harness.log(f"  first call {ready['first_call_s']:.1f} s, "
+                        f"first batch {ready['first_batch_s']:.1f} s")
         runs = -(-args.runs // args.rounds)
         predict_runs = -(-args.model_predict_runs // args.rounds)
-        for r in range(args.rounds):
-            order = list(range(len(handles)))
-            if r % 2:
-                order.reverse()
+        for r, order in harness.in_turn(len(handles), args.rounds):
             for i in order:
                 latency = handles[i].request({"op": "latency", "runs": runs})
                 rows[i]["latency_ms"] += latency["ms"]
@@ -200,12 +184,9 @@ def measure(args, log) -> list[dict]:
                         {"op": "model_predict", "runs": predict_runs})["ms"]
                 rows[i]["batch"].append(
                     handles[i].request({"op": "batch"})["images_per_s"])
-            log(f"  round {r + 1}/{args.rounds}: " + ", ".join(
-                f"{rows[i]['backend']} p50={statistics.median(rows[i]['latency_ms']):.1f} ms"
-                for i in range(len(rows))))
-    finally:
-        for handle in handles:
-            handle.close()
+            harness.log(f"  round {r + 1}/{args.rounds}: " + ", ".join(
+                f"{row['backend']} p50={statistics.median(row['latency_ms']):.1f} ms"
+                for row in rows))
     for row in rows:
         latency = row.pop("latency_ms")
         cpu = row.pop("cpu_ms")
@@ -243,36 +224,29 @@ def format_table(rows: list[dict]) -> str:
 def parse_args(argv=None) -> argparse.Namespace:
     from fer_keras.models import MODELS
 
-    parser = argparse.ArgumentParser(
-        description=__doc__.split("\n\n")[0],
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    parser = harness.argument_parser(__doc__)
     parser.add_argument("--model", choices=MODELS, default="cbam",
                         help="zoo model with random weights, when no --model-path (default cbam)")
     parser.add_argument("--model-path", help="a `.keras` file to measure instead")
-    parser.add_argument("--backends", type=listed(str, BACKENDS),
+    parser.add_argument("--backends", type=harness.listed(str, harness.BACKENDS),
                         help="comma-separated backends, each in its own process "
                              "(default: the current backend, in this process)")
     parser.add_argument("--litert", action="store_true",
                         help="also measure the model exported to LiteRT with int8 weights "
                              "(export.py --format tflite --quantize), in its own process")
-    parser.add_argument("--runs", type=int, default=300,
+    parser.add_argument("--runs", type=harness.at_least(1), default=300,
                         help="single-face predictions per backend, for p50 and p99 (default 300)")
-    parser.add_argument("--model-predict-runs", type=int, default=30,
+    parser.add_argument("--model-predict-runs", type=harness.at_least(0), default=30,
                         help="single-face `model.predict` calls, for comparison "
                              "(default 30; 0 skips them)")
-    parser.add_argument("--batch-images", type=int, default=1024,
+    parser.add_argument("--batch-images", type=harness.at_least(1), default=1024,
                         help="images per batch-throughput measurement (default 1024)")
-    parser.add_argument("--batch-size", type=int, default=256,
+    parser.add_argument("--batch-size", type=harness.at_least(1), default=256,
                         help="the predictor's batch size (default 256)")
-    parser.add_argument("--rounds", type=int, default=3,
+    parser.add_argument("--rounds", type=harness.at_least(1), default=3,
                         help="rounds over the backends (default 3)")
-    parser.add_argument("--json", metavar="PATH", help="write the figures to PATH")
-    parser.add_argument("--worker", help=argparse.SUPPRESS)
+    harness.add_output_arguments(parser)
     args = parser.parse_args(argv)
-    require_positive(parser, args, ("runs", "batch_images", "batch_size", "rounds"))
-    if args.model_predict_runs < 0:
-        parser.error(f"--model-predict-runs must be >= 0. Received: {args.model_predict_runs}")
     if args.model_path and not Path(args.model_path).exists():
         parser.error(f"--model-path: no such file. Received: {args.model_path}")
     return args
@@ -284,13 +258,13 @@ def main(argv=None) -> dict | None:
         worker(json.loads(args.worker))
         return None
 
-    hardware = hardware_info()
+    hardware = harness.hardware_info()
     load_before = os.getloadavg()
-    rows = measure(args, log)
+    rows = measure(args)
     report = {
         "benchmark": "predict",
         "model": args.model_path or args.model,
-        **report_context(args, argv, hardware, load_before),
+        **harness.report_context(args, argv, hardware, load_before),
         "rows": rows,
         "results": {row["backend"]: row for row in rows},
     }
@@ -301,10 +275,8 @@ def main(argv=None) -> dict | None:
     print(f"\n{hardware['cpu']}, {hardware['cores']} cores; {args.model_path or args.model}; "
           f"one face: {rows[0]['single_runs']} calls of Predictor.predict_proba; batch: "
           f"{args.batch_images} images, batch_size {args.batch_size}, median of "
-          f"{args.rounds}. Load average before/after: {load_before[0]:.1f}/"
-          f"{report['load_average_after'][0]:.1f}.")
-    if args.json:
-        Path(args.json).write_text(json.dumps(report, indent=2))
+          f"{args.rounds}. {harness.load_note(report)}")
+    harness.write_json(args.json, report)
     return report
 
 

@@ -43,7 +43,6 @@ Example:
 """
 
 import argparse
-import concurrent.futures
 import csv
 import json
 import math
@@ -53,24 +52,8 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+import harness
 
-from bench_train import (  # noqa: E402  (the sibling script, shared machinery)
-    BACKENDS,
-    REFERENCE,
-    REFERENCES,
-    WorkerProcess,
-    _epoch_timer,
-    hardware_info,
-    listed,
-    log,
-    report_context,
-    require_positive,
-    send,
-    serve,
-)
-
-ROOT = Path(__file__).resolve().parents[1]
 ORIGINAL_ACCURACY = 0.588
 TARGET_ACCURACY = 0.65
 ORIGINAL_EPOCHS = 20
@@ -90,10 +73,6 @@ FORMULA = (
     "seen in full epochs (E = k for full epochs). The original's recipe: "
     "{original_epochs} epochs x s/epoch to (a), never to (b)."
 )
-
-
-def default_data_dir() -> Path:
-    return Path(os.environ.get("FER2013_DIR") or ROOT.parent / "shared" / "fer2013")
 
 
 def _jpeg_folder(data_dir: str) -> Path:
@@ -277,7 +256,7 @@ class _ProjectRunner:
     def run(self, steps: int) -> dict:
         load_images = steps * self.batch_size
         load_s = self._decode(load_images)
-        timer = _epoch_timer()
+        timer = harness.epoch_timer()
         self.setup.trainer.fit(
             self.setup.train_data, epochs=1, steps_per_epoch=steps,
             class_weight=self.setup.class_weight, shuffle=False, verbose=0,
@@ -303,9 +282,10 @@ def worker(config: dict) -> None:
     start = time.perf_counter()
     if config["warmup_steps"]:
         runner.run(config["warmup_steps"])
-    send({"build_s": build_s, "first_step_s": first["train_s"], "first_val_s": first["val_s"],
-          "warmup_s": time.perf_counter() - start, **runner.describe()})
-    serve(lambda request: runner.run(request["steps"]))
+    harness.send({"build_s": build_s, "first_step_s": first["train_s"],
+                  "first_val_s": first["val_s"], "warmup_s": time.perf_counter() - start,
+                  **runner.describe()})
+    harness.serve(lambda request: runner.run(request["steps"]))
 
 
 # ---------------------------------------------------------------------------
@@ -315,7 +295,7 @@ def worker(config: dict) -> None:
 def label(config: dict) -> str:
     """The configuration as the table names it."""
     if config["kind"] == "original":
-        passive = "" if config["reference"] == REFERENCE else ", OMP_WAIT_POLICY=PASSIVE"
+        passive = "" if config["reference"] == harness.REFERENCE else ", OMP_WAIT_POLICY=PASSIVE"
         return f"original {config['model']}: its recipe, plain PyTorch{passive}"
     return (f"{config['model']} {config['recipe']}: {config['backend']}, "
             f"mixed precision {config['mixed_precision']}")
@@ -338,42 +318,33 @@ def configurations(args) -> list[dict]:
     return configs
 
 
-def _start_worker(config: dict) -> WorkerProcess:
+def _start_worker(config: dict) -> harness.WorkerProcess:
     script = Path(__file__).resolve()
     if config["kind"] == "original":
-        # It imports fer_keras for the decoder and the splits; torch is the lightest.
-        return WorkerProcess(script, config, "torch", config["name"],
-                             env={"OMP_WAIT_POLICY": REFERENCES[config["reference"]]})
-    return WorkerProcess(script, config, config["backend"], config["name"])
+        return harness.reference_worker(script, config, config["reference"], config["name"])
+    return harness.WorkerProcess(script, config, config["backend"], config["name"])
 
 
 def measure(configs: list[dict], steps: int, rounds: int) -> list[dict]:
     """Starts every worker in turn, then times their windows round after round."""
-    workers, rows = [], []
-    try:
+    rows = []
+    with harness.started_workers() as workers:
         for config in configs:
-            log(f"  starting {config['name']} ...")
-            handle = _start_worker(config)
-            workers.append(handle)
-            ready = handle.receive()
+            harness.log(f"  starting {config['name']} ...")
+            workers.append(_start_worker(config))
+            ready = workers[-1].receive()
             rows.append({**config, **ready, "windows": []})
             if config["kind"] == "project":  # the policy "auto" stands for, once known
                 rows[-1]["name"] = (f"{config['model']} {config['recipe']}: "
                                     f"{config['backend']}, {ready['dtype_policy']}")
-            log(f"    first step {ready['first_step_s']:.1f} s, warm-up {ready['warmup_s']:.1f} s")
-        for r in range(rounds):
-            order = list(range(len(workers)))
-            if r % 2:
-                order.reverse()
+            harness.log(f"    first step {ready['first_step_s']:.1f} s, "
+                        f"warm-up {ready['warmup_s']:.1f} s")
+        for r, order in harness.in_turn(len(workers), rounds):
             for i in order:
                 rows[i]["windows"].append(workers[i].request({"op": "run", "steps": steps}))
-            log(f"  round {r + 1}/{rounds}: " + ", ".join(
+            harness.log(f"  round {r + 1}/{rounds}: " + ", ".join(
                 f"{row['name']} {_epoch_seconds(row, row['windows'][-1], steps):.0f} s/epoch"
                 for row in rows))
-    finally:
-        # Together: each process takes seconds to shut its libraries down.
-        with concurrent.futures.ThreadPoolExecutor(max(1, len(workers))) as pool:
-            list(pool.map(WorkerProcess.close, workers))
     return rows
 
 
@@ -509,9 +480,10 @@ def results(rows: list[dict], histories: list[dict], args) -> tuple[list[dict], 
                 continue
             matched.add(row["name"])
             if history["batch_size"] not in (None, row["batch_size"]):
-                log(f"Note: {history['path']} trained at batch {history['batch_size']}, "
-                    f"measured at {row['batch_size']}: its epochs are converted by images "
-                    "seen, at the measured batch's speed.")
+                harness.log(f"Note: {history['path']} trained at batch "
+                            f"{history['batch_size']}, measured at {row['batch_size']}: its "
+                            "epochs are converted by images seen, at the measured batch's "
+                            "speed.")
             entry = {"configuration": row["name"], "history": history["path"],
                      "s_per_epoch": row["s_per_epoch"], "speedup_vs_original": None}
             for key, threshold in thresholds.items():
@@ -623,21 +595,19 @@ def _fraction(text: str) -> float:
 def parse_args(argv=None) -> argparse.Namespace:
     from fer_keras.models import DATA_FORMAT_CHOICES, MODELS
     from fer_keras.recipes import RECIPES
-    parser = argparse.ArgumentParser(
-        description=__doc__.split("\n\n")[0],
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    parser = harness.argument_parser(__doc__)
     parser.add_argument("--history", type=parse_history_arg, action="append", default=[],
                         metavar="MODEL/RECIPE=PATH",
                         help="a train.py history.csv of that model and recipe (repeatable); "
                              "MODEL/RECIPE/BACKEND=PATH pairs it with one backend only")
-    parser.add_argument("--models", type=listed(str, MODELS),
+    parser.add_argument("--models", type=harness.listed(str, MODELS),
                         help="zoo models to measure (default: those of --history, else cbam)")
-    parser.add_argument("--recipes", type=listed(str, RECIPES),
+    parser.add_argument("--recipes", type=harness.listed(str, RECIPES),
                         help="recipes to measure (default: those of --history, else seed); "
                              "with neither --models nor --recipes, exactly the (model, "
                              "recipe) pairs of --history")
-    parser.add_argument("--backends", type=listed(str, BACKENDS), default=["tensorflow"],
+    parser.add_argument("--backends", type=harness.listed(str, harness.BACKENDS),
+                        default=["tensorflow"],
                         help="Keras backends (default: tensorflow, the fastest on CPUs "
                              "with AVX-512)")
     parser.add_argument("--mixed-precision", choices=PRECISIONS, default="auto",
@@ -648,8 +618,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--original-model", default="cbam",
                         help="the original's model (baseline, kernels, resnet or cbam), as "
                              "it ran: without the filter bank (default cbam, its best)")
-    parser.add_argument("--references", type=listed(str, [*REFERENCES]),
-                        default=list(REFERENCES),
+    parser.add_argument("--references", type=harness.listed(str, [*harness.REFERENCES]),
+                        default=list(harness.REFERENCES),
                         help="the original loop as it ran ('reference'), and/or with "
                              "OMP_WAIT_POLICY=PASSIVE ('reference_omp_passive'); speed-ups "
                              "are against the faster (default: both)")
@@ -657,26 +627,20 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help=f"threshold (a) (default {ORIGINAL_ACCURACY})")
     parser.add_argument("--target-accuracy", type=_fraction, default=TARGET_ACCURACY,
                         help=f"threshold (b) (default {TARGET_ACCURACY})")
-    parser.add_argument("--original-epochs", type=int, default=ORIGINAL_EPOCHS,
+    parser.add_argument("--original-epochs", type=harness.at_least(1), default=ORIGINAL_EPOCHS,
                         help=f"the original's epochs to (a) (default {ORIGINAL_EPOCHS})")
-    parser.add_argument("--data-dir", type=Path, default=default_data_dir(),
+    parser.add_argument("--data-dir", type=Path, default=harness.default_data_dir(),
                         help="FER2013 folders (default: FER2013_DIR, else ../shared/fer2013)")
     parser.add_argument("--seed", type=int, default=0,
                         help="draws the validation split, as train.py's --seed (default 0)")
     parser.add_argument("--val-split", type=_fraction, default=0.1,
                         help="fraction of the training folder held out, as train.py's "
                              "(default 0.1)")
-    parser.add_argument("--steps", type=int, default=20,
-                        help="timed training steps per window (default 20)")
-    parser.add_argument("--rounds", type=int, default=3,
-                        help="timed windows per configuration, run in turn (default 3)")
-    parser.add_argument("--warmup-steps", type=int, default=2,
-                        help="untimed steps after the first (compiling) one (default 2)")
-    parser.add_argument("--val-images", type=int, default=512,
+    harness.add_window_arguments(parser, steps=20, warmup_steps=2)
+    parser.add_argument("--val-images", type=harness.at_least(1), default=512,
                         help="validation images per window, extrapolated to the split "
                              "(default 512)")
-    parser.add_argument("--json", metavar="PATH", help="write every figure to PATH")
-    parser.add_argument("--worker", help=argparse.SUPPRESS)
+    harness.add_output_arguments(parser, json_help="write every figure to PATH")
     args = parser.parse_args(argv)
     if args.worker:
         return args
@@ -686,9 +650,6 @@ def parse_args(argv=None) -> argparse.Namespace:
     if args.original_model not in ORIGINAL_MODELS:
         parser.error(f"--original-model must be one of {', '.join(ORIGINAL_MODELS)}. "
                      f"Received: {args.original_model!r}")
-    require_positive(parser, args, ("steps", "rounds", "val_images", "original_epochs"))
-    if args.warmup_steps < 0:
-        parser.error(f"--warmup-steps must be >= 0. Received: {args.warmup_steps}")
     for name, path in args.history:
         model, recipe, *backend = name.split("/")
         if model not in MODELS or recipe not in RECIPES or (backend and backend[0] not in
@@ -722,8 +683,8 @@ def main(argv=None) -> dict | None:
     except ValueError as err:  # DataError is one too
         sys.exit(f"error: {err}")
 
-    hardware = hardware_info()
-    log(f"{hardware['cpu']}, {hardware['cores']} cores")
+    hardware = harness.hardware_info()
+    harness.log(f"{hardware['cpu']}, {hardware['cores']} cores")
     load_before = os.getloadavg()
     start = time.perf_counter()
     rows = measure(configurations(args), args.steps, args.rounds)
@@ -734,7 +695,7 @@ def main(argv=None) -> dict | None:
         "benchmark": "time_to_accuracy",
         "thresholds": {"a": args.original_accuracy, "b": args.target_accuracy},
         "formula": formula,
-        **report_context(args, argv, hardware, load_before),
+        **harness.report_context(args, argv, hardware, load_before),
         "wall_s": time.perf_counter() - start,
         "configurations": rows,
         "histories": histories,
@@ -756,10 +717,8 @@ def main(argv=None) -> dict | None:
           f"the validation split. Speed-ups against the faster original loop. {formula} "
           f"Per-epoch file writes of train.py (model, backup, curves) are not counted. "
           f"Target, at least {TARGET_SPEEDUP:.0f}x faster than the original to (a): {verdict}. "
-          f"Load average before/after: {load_before[0]:.1f}/"
-          f"{report['load_average_after'][0]:.1f}.")
-    if args.json:
-        Path(args.json).write_text(json.dumps(report, indent=2))
+          f"{harness.load_note(report)}")
+    harness.write_json(args.json, report)
     return report
 
 

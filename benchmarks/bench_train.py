@@ -36,31 +36,20 @@ Example:
 """
 
 import argparse
-import importlib.metadata
 import itertools
 import json
 import os
-import platform
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-BACKENDS = ("jax", "tensorflow", "torch")
-REFERENCE = "reference"
-# The original loop as it ran (torch's default OpenMP threads spin while they
-# wait), and the same loop with waiting threads asleep, which is much faster
-# on a CPU shared with other processes: ratios are given against both.
-REFERENCES = {REFERENCE: None, "reference_omp_passive": "PASSIVE"}
+import harness
+
 NUM_CLASSES = 7
 IMAGE_SHAPE = (48, 48, 1)
 PRECISIONS = {"off": "float32", "bfloat16": "mixed_bfloat16", "float16": "mixed_float16"}
 JIT_VALUES = {"auto": "auto", "on": True, "true": True, "off": False, "false": False}
-MESSAGE_PREFIX = "BENCH_JSON "
 BATCH_NORMS = ("fused", "keras")
 
 
@@ -107,7 +96,7 @@ class _KerasRunner:
         images, labels = synthetic_data(self.batch_size * config["max_steps"])
         self.images = images
         self.labels = np.eye(NUM_CLASSES, dtype="float32")[labels]
-        self.timer = _epoch_timer()
+        self.timer = harness.epoch_timer()
 
     def describe(self) -> dict:
         return {"jit_compiled": bool(self.model.jit_compile),
@@ -137,41 +126,20 @@ def _with_keras_batch_norm(model):
     return keras.models.clone_model(model, clone_function=clone)
 
 
-def _epoch_timer():
-    """A callback holding the wall time of the last epoch.
-
-    It has epoch hooks only, so `fit` keeps dispatching steps asynchronously,
-    and the epoch ends after the backend has synchronised the state and
-    turned the logs into Python floats, so the time covers finished work.
-    """
-    import keras
-
-    class EpochTimer(keras.callbacks.Callback):
-        seconds = 0.0
-
-        def on_epoch_begin(self, epoch, logs=None):
-            self._start = time.perf_counter()
-
-        def on_epoch_end(self, epoch, logs=None):
-            self.seconds = time.perf_counter() - self._start
-
-    return EpochTimer()
-
-
 class _ReferenceRunner:
     """The original's eager PyTorch loop on the pure-PyTorch reference model."""
 
     def __init__(self, config: dict):
         import torch
 
-        from fer_keras.torch_reference import REFERENCES
+        from fer_keras import torch_reference
 
         torch.manual_seed(0)
         self.torch = torch
         # On a GPU the original moved the model there and each batch to it.
         self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
         self.batch_size = config["batch_size"]
-        self.model = REFERENCES[config["model"]]().train().to(self.device)
+        self.model = torch_reference.REFERENCES[config["model"]]().train().to(self.device)
         self.optimizer = torch.optim.Adam(
             self.model.parameters(), lr=1e-3, weight_decay=1e-4
         )
@@ -196,23 +164,9 @@ class _ReferenceRunner:
         return time.perf_counter() - start
 
 
-def send(message: dict) -> None:
-    """Sends one message to the driver (on stdout, marked: libraries print there too)."""
-    print(MESSAGE_PREFIX + json.dumps(message), flush=True)
-
-
-def serve(handle) -> None:
-    """Answers the driver's requests with `handle(request)` until it says stop."""
-    for line in sys.stdin:
-        request = json.loads(line)
-        if request.get("op") == "stop":
-            break
-        send(handle(request))
-
-
 def worker(config: dict) -> None:
     """Builds one configuration, reports compile and warm-up, then runs timed windows."""
-    runner_class = _ReferenceRunner if config["backend"] in REFERENCES else _KerasRunner
+    runner_class = _ReferenceRunner if config["backend"] in harness.REFERENCES else _KerasRunner
     start = time.perf_counter()
     runner = runner_class(config)
     build_s = time.perf_counter() - start
@@ -223,88 +177,29 @@ def worker(config: dict) -> None:
     if config["warmup_steps"]:
         runner.run(config["warmup_steps"])
     warmup_s = time.perf_counter() - start
-    send({"build_s": build_s, "first_step_s": first_step_s, "warmup_s": warmup_s,
-          **runner.describe()})
-    serve(lambda request: {"seconds": runner.run(request["steps"])})
-
-
-class WorkerProcess:
-    """The driver's handle on one worker: `script --worker CONFIG` under a backend.
-
-    Args:
-        script: the benchmark script, whose `--worker` mode serves requests.
-        config: JSON-able settings passed to the worker.
-        keras_backend: `KERAS_BACKEND` of the process.
-        name: what to call it in errors.
-        env: extra environment variables (a None value removes one).
-    """
-
-    def __init__(self, script: Path, config: dict, keras_backend: str, name: str,
-                 env: dict | None = None):
-        self.name = name
-        environ = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONUNBUFFERED="1",
-                       KERAS_BACKEND=keras_backend)
-        for key, value in (env or {}).items():
-            if value is None:
-                environ.pop(key, None)
-            else:
-                environ[key] = value
-        self._stderr = tempfile.TemporaryFile(mode="w+")
-        self.process = subprocess.Popen(
-            [sys.executable, str(script), "--worker", json.dumps(config)],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._stderr,
-            text=True, env=environ, cwd=ROOT,
-        )
-
-    def receive(self) -> dict:
-        """The worker's next message, or a RuntimeError with the end of its stderr."""
-        for line in self.process.stdout:
-            if line.startswith(MESSAGE_PREFIX):
-                return json.loads(line[len(MESSAGE_PREFIX):])
-        self.process.wait()
-        self._stderr.seek(0)
-        error = self._stderr.read()[-4000:]
-        raise RuntimeError(
-            f"The benchmark worker for {self.name} stopped "
-            f"(exit code {self.process.returncode}):\n{error}"
-        )
-
-    def request(self, message: dict) -> dict:
-        self.process.stdin.write(json.dumps(message) + "\n")
-        self.process.stdin.flush()
-        return self.receive()
-
-    def close(self) -> None:
-        if self.process.poll() is None:
-            try:
-                self.process.stdin.write(json.dumps({"op": "stop"}) + "\n")
-                self.process.stdin.close()
-                self.process.wait(timeout=60)
-            except (BrokenPipeError, OSError, subprocess.TimeoutExpired):
-                self.process.kill()
-                self.process.wait()
-        self._stderr.close()
+    harness.send({"build_s": build_s, "first_step_s": first_step_s, "warmup_s": warmup_s,
+                  **runner.describe()})
+    harness.serve(lambda request: {"seconds": runner.run(request["steps"])})
 
 
 def label(config: dict) -> str:
     """A short name for a configuration, for logs and errors."""
-    if config["backend"] in REFERENCES:
+    if config["backend"] in harness.REFERENCES:
         return f"{config['model']} {config['backend']} (torch eager) b{config['batch_size']}"
     return (f"{config['model']} {config['backend']} b{config['batch_size']} "
             f"jit={config['jit_compile']} precision={config['mixed_precision']} "
             f"bn={config['batch_norm']} layout={config['data_format']}")
 
 
-def _start_worker(config: dict) -> WorkerProcess:
-    if config["backend"] in REFERENCES:
-        # The reference imports fer_keras for the filter bank; torch is the lightest.
-        return WorkerProcess(Path(__file__).resolve(), config, "torch", label(config),
-                             env={"OMP_WAIT_POLICY": REFERENCES[config["backend"]]})
-    return WorkerProcess(Path(__file__).resolve(), config, config["backend"], label(config))
+def _start_worker(config: dict) -> harness.WorkerProcess:
+    script = Path(__file__).resolve()
+    if config["backend"] in harness.REFERENCES:
+        return harness.reference_worker(script, config, config["backend"], label(config))
+    return harness.WorkerProcess(script, config, config["backend"], label(config))
 
 
 def _jit_name(config: dict) -> str:
-    if config["backend"] in REFERENCES:
+    if config["backend"] in harness.REFERENCES:
         return "eager"
     jit = config["jit_compile"]
     if config["backend"] == "jax":
@@ -350,31 +245,23 @@ def configurations(args) -> list[dict]:
     return configs
 
 
-def measure_model(configs: list[dict], steps: int, rounds: int, log) -> list[dict]:
+def measure_model(configs: list[dict], steps: int, rounds: int) -> list[dict]:
     """Starts the workers of one model, then times them in turn, round after round."""
-    workers, rows = [], []
-    try:
+    rows = []
+    with harness.started_workers() as workers:
         for config in configs:
-            log(f"  compiling {label(config)} ...")
-            worker_handle = _start_worker(config)
-            workers.append(worker_handle)
-            ready = worker_handle.receive()
+            harness.log(f"  compiling {label(config)} ...")
+            workers.append(_start_worker(config))
+            ready = workers[-1].receive()
             rows.append({**_public(config), **ready, "jit": _jit_name(config), "windows": []})
-            log(f"    first step {ready['first_step_s']:.1f} s, "
-                f"warm-up {ready['warmup_s']:.1f} s")
-        for r in range(rounds):
-            order = list(range(len(workers)))
-            if r % 2:
-                order.reverse()
+            harness.log(f"    first step {ready['first_step_s']:.1f} s, "
+                        f"warm-up {ready['warmup_s']:.1f} s")
+        for r, order in harness.in_turn(len(workers), rounds):
             for i in order:
                 seconds = workers[i].request({"op": "run", "steps": steps})["seconds"]
                 rows[i]["windows"].append(steps * configs[i]["batch_size"] / seconds)
-            log(f"  round {r + 1}/{rounds}: " + ", ".join(
-                f"{rows[i]['backend']}={rows[i]['windows'][-1]:.1f}" for i in range(len(rows))
-            ) + " img/s")
-    finally:
-        for worker_handle in workers:
-            worker_handle.close()
+            harness.log(f"  round {r + 1}/{rounds}: " + ", ".join(
+                f"{row['backend']}={row['windows'][-1]:.1f}" for row in rows) + " img/s")
     return rows
 
 
@@ -396,8 +283,9 @@ def summarise(rows: list[dict]) -> None:
         row["images_per_s"] = statistics.median(windows)
         row["spread_pct"] = 100.0 * (max(windows) - min(windows)) / row["images_per_s"]
     for row in rows:
-        references = [r for r in rows if r["model"] == row["model"] and r["backend"] in REFERENCES]
-        original = [r for r in references if r["backend"] == REFERENCE]
+        references = [r for r in rows
+                      if r["model"] == row["model"] and r["backend"] in harness.REFERENCES]
+        original = [r for r in references if r["backend"] == harness.REFERENCE]
         if original:
             row["ratio_vs_reference"] = row["images_per_s"] / original[0]["images_per_s"]
         if references:
@@ -443,127 +331,52 @@ def format_table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def hardware_info() -> dict:
-    """CPU model, cores and the bf16 instructions that decide if mixed precision can pay."""
-    from fer_keras.runinfo import cpu_info
-
-    model, flags = cpu_info()
-    return {
-        "cpu": model,
-        "cores": os.cpu_count(),
-        "bf16_instructions": sorted(flags & {"avx512_bf16", "amx_bf16", "amx_tile"}),
-        "platform": platform.platform(),
-    }
-
-
-def versions() -> dict:
-    found = {}
-    for package in ("keras", "jax", "jaxlib", "tensorflow", "torch", "numpy"):
-        try:
-            found[package] = importlib.metadata.version(package)
-        except importlib.metadata.PackageNotFoundError:
-            pass
-    return found
-
-
-def listed(kind, choices=None):
-    """An argparse type: comma-separated values of `kind`, each among `choices`."""
-
-    def parse(text):
-        try:
-            values = [kind(v.strip()) for v in text.split(",") if v.strip()]
-        except ValueError:
-            values = []
-        if not values or (choices is not None and not set(values) <= set(choices)):
-            expected = ", ".join(map(str, choices)) if choices else f"{kind.__name__} values"
-            raise argparse.ArgumentTypeError(
-                f"expected a comma-separated list of {expected}. Received: {text!r}"
-            )
-        return values
-
-    return parse
-
-
 def parse_args(argv=None) -> argparse.Namespace:
     from fer_keras.models import DATA_FORMAT_CHOICES, MODELS
     from fer_keras.recipes import get_recipe
 
     recipe_batch_size = get_recipe("seed").batch_size
 
-    parser = argparse.ArgumentParser(
-        description=__doc__.split("\n\n")[0],
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    parser.add_argument("--models", type=listed(str, MODELS), default=list(MODELS),
+    parser = harness.argument_parser(__doc__)
+    parser.add_argument("--models", type=harness.listed(str, MODELS), default=list(MODELS),
                         help="comma-separated zoo models (default: all)")
-    parser.add_argument("--backends", type=listed(str, BACKENDS), default=list(BACKENDS),
+    parser.add_argument("--backends", type=harness.listed(str, harness.BACKENDS),
+                        default=list(harness.BACKENDS),
                         help="comma-separated Keras backends (default: all three)")
-    parser.add_argument("--steps", type=int, default=2,
-                        help="timed training steps per window (default 2)")
-    parser.add_argument("--rounds", type=int, default=3,
-                        help="timed windows per configuration, run in turn (default 3)")
-    parser.add_argument("--warmup-steps", type=int, default=1,
-                        help="untimed steps after the first (compiling) one (default 1)")
-    parser.add_argument("--batch-size", type=listed(int), default=[recipe_batch_size],
+    harness.add_window_arguments(parser, steps=2, warmup_steps=1)
+    parser.add_argument("--batch-size", type=harness.listed(int), default=[recipe_batch_size],
                         help="Keras batch sizes, comma-separated (default "
                              f"{recipe_batch_size}, the 'seed' recipe's)")
-    parser.add_argument("--jit-compile", type=listed(str, JIT_VALUES), default=["auto"],
+    parser.add_argument("--jit-compile", type=harness.listed(str, JIT_VALUES), default=["auto"],
                         help="auto (what train.py does), on or off, comma-separated: "
                              "XLA under tensorflow, torch.compile under torch; jax "
                              "always compiles with XLA unless off")
-    parser.add_argument("--mixed-precision", type=listed(str, PRECISIONS), default=["off"],
+    parser.add_argument("--mixed-precision", type=harness.listed(str, PRECISIONS), default=["off"],
                         help="off, bfloat16 or float16, comma-separated (default off)")
-    parser.add_argument("--batch-norm", type=listed(str, BATCH_NORMS), default=["fused"],
+    parser.add_argument("--batch-norm", type=harness.listed(str, BATCH_NORMS), default=["fused"],
                         help="fused (the zoo's FusedBatchNormalization: TensorFlow's "
                              "fused kernel when training under tensorflow) or keras "
                              "(keras.layers.BatchNormalization), comma-separated "
                              "(default fused)")
-    parser.add_argument("--data-format", type=listed(str, DATA_FORMAT_CHOICES), default=["auto"],
+    parser.add_argument("--data-format", type=harness.listed(str, DATA_FORMAT_CHOICES),
+                        default=["auto"],
                         help="layout of the Keras models' feature maps, comma-separated: "
                              "auto (what train.py does: channels_first under torch, else "
                              "channels_last), channels_last, channels_first")
-    parser.add_argument("--reference-batch-size", type=int, default=32,
+    parser.add_argument("--reference-batch-size", type=harness.at_least(1), default=32,
                         help="batch size of the original PyTorch loop (default 32, as it trained)")
-    parser.add_argument("--references", type=listed(str, [*REFERENCES, "none"]),
-                        default=list(REFERENCES),
+    parser.add_argument("--references", type=harness.listed(str, [*harness.REFERENCES, "none"]),
+                        default=list(harness.REFERENCES),
                         help="reference loops: 'reference' (the original as it ran), "
                              "'reference_omp_passive' (the same with OMP_WAIT_POLICY="
                              "PASSIVE), or none (default: both)")
-    parser.add_argument("--json", metavar="PATH", help="write the figures to PATH")
-    parser.add_argument("--worker", help=argparse.SUPPRESS)
+    harness.add_output_arguments(parser)
     args = parser.parse_args(argv)
-    require_positive(parser, args, ("steps", "rounds", "reference_batch_size"))
-    if args.warmup_steps < 0 or any(b < 1 for b in args.batch_size):
-        parser.error("--warmup-steps must be >= 0 and batch sizes >= 1. Received: "
-                     f"--warmup-steps {args.warmup_steps}, --batch-size {args.batch_size}")
+    if any(b < 1 for b in args.batch_size):
+        parser.error(f"--batch-size: batch sizes must be >= 1. Received: {args.batch_size}")
     args.jit_compile = [JIT_VALUES[v] for v in args.jit_compile]
     args.references = [r for r in args.references if r != "none"]
     return args
-
-
-def require_positive(parser: argparse.ArgumentParser, args, names) -> None:
-    """Exits through `parser.error` unless each option in `names` is at least 1."""
-    for name in names:
-        if getattr(args, name) < 1:
-            parser.error(f"--{name.replace('_', '-')} must be at least 1. "
-                         f"Received: {getattr(args, name)}")
-
-
-def log(message: str) -> None:
-    """Progress goes to stderr, so stdout holds only the table."""
-    print(message, file=sys.stderr, flush=True)
-
-
-def report_context(args, argv, hardware: dict, load_before) -> dict:
-    """What every benchmark report records about where and how it ran."""
-    return {
-        "hardware": hardware,
-        "versions": versions(),
-        "load_average_before": load_before,
-        "load_average_after": os.getloadavg(),
-        "settings": {k: v for k, v in vars(args).items() if k not in ("json", "worker")},
-        "command": [Path(sys.argv[0]).name, *(sys.argv[1:] if argv is None else argv)],
-    }
 
 
 def main(argv=None) -> dict | None:
@@ -572,23 +385,23 @@ def main(argv=None) -> dict | None:
         worker(json.loads(args.worker))
         return None
 
-    hardware = hardware_info()
-    log(f"{hardware['cpu']}, {hardware['cores']} cores; "
-        f"bf16 instructions: {', '.join(hardware['bf16_instructions']) or 'none'}")
+    hardware = harness.hardware_info()
+    harness.log(f"{hardware['cpu']}, {hardware['cores']} cores; "
+                f"bf16 instructions: {', '.join(hardware['bf16_instructions']) or 'none'}")
     load_before = os.getloadavg()
     start = time.perf_counter()
     configs = configurations(args)
     rows = []
     for model in args.models:
-        log(f"{model}:")
+        harness.log(f"{model}:")
         model_configs = [c for c in configs if c["model"] == model]
-        rows += measure_model(model_configs, args.steps, args.rounds, log)
+        rows += measure_model(model_configs, args.steps, args.rounds)
     summarise(rows)
     report = {
         "benchmark": "train",
         "data": "synthetic: random uint8 0-255 48x48x1 images as float32, 7 classes, "
                 "in memory (the input pipeline is not measured)",
-        **report_context(args, argv, hardware, load_before),
+        **harness.report_context(args, argv, hardware, load_before),
         "wall_s": time.perf_counter() - start,
         "rows": rows,
         "results": fastest_per_backend(rows),
@@ -599,10 +412,8 @@ def main(argv=None) -> dict | None:
           "(max - min) / median of the windows; x reference: against the original "
           "PyTorch loop as it ran; x best reference: against the faster reference "
           "variant; paired range: ratios to it of windows run side by side. "
-          f"Load average before/after: {load_before[0]:.1f}/"
-          f"{report['load_average_after'][0]:.1f}.")
-    if args.json:
-        Path(args.json).write_text(json.dumps(report, indent=2))
+          + harness.load_note(report))
+    harness.write_json(args.json, report)
     return report
 
 

@@ -58,13 +58,18 @@ def pytest_unconfigure(config):
 
 @pytest.fixture(scope="session")
 def load_script():
-    """Imports a script of the repository (tools/, benchmarks/) as a module."""
+    """Imports a script of the repository (tools/, benchmarks/) as a module,
+    its folder on `sys.path` as when it runs (benchmarks import `harness`)."""
 
     def load(relative_path: str):
         path = ROOT / relative_path
         spec = importlib.util.spec_from_file_location(path.stem, path)
         module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
+        sys.path.insert(0, str(path.parent))
+        try:
+            spec.loader.exec_module(module)
+        finally:
+            sys.path.remove(str(path.parent))
         return module
 
     return load
