@@ -18,7 +18,8 @@ def auto_precision(devices: list[str], cpu_bfloat16: bool) -> str:
     """The dtype policy `--mixed-precision auto` picks for these devices.
 
     float16 on GPUs, bfloat16 on TPUs and on CPUs with native bfloat16;
-    float32 on other CPUs, where emulated bfloat16 measured 2.4x slower.
+    float32 on other CPUs, where emulated bfloat16 trains slower than float32
+    (benchmarks/README.md, "What was tried for `cbam` training").
     """
     if devices:
         return "mixed_bfloat16" if "TPU" in devices[0].upper() else "mixed_float16"

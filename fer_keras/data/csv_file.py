@@ -60,8 +60,9 @@ FER2013_CSV = Fer2013Csv()
 def parse_pixels(text: str) -> np.ndarray | None:
     """Space-separated integers as an array, None if any is not an integer."""
     with warnings.catch_warnings():
-        # Text-mode fromstring is 4x faster than splitting; on a bad token
-        # it warns (older NumPy) or raises, and here both mean "not integers".
+        # Text-mode fromstring parses a row several times faster than splitting
+        # (benchmarks/README.md, "Data pipeline"); on a bad token it warns
+        # (older NumPy) or raises, and here both mean "not integers".
         warnings.simplefilter("error", DeprecationWarning)
         try:
             return np.fromstring(text, dtype=np.int64, sep=" ")
