@@ -3,8 +3,9 @@ user's cache (subprocesses inherit the variable too), lets JAX reuse the
 compilations the tests repeat (the same models at the same shapes: a
 quarter off test_models and test_training under jax), shares one LiteRT
 export between the tests of the predictor and of the face pipeline, and
-imports the repository's scripts for the tests of their functions, and
-skips the channels-first tests where the CPU has no kernels for them."""
+imports the repository's scripts for the tests of their functions, runs
+the tests marked `only_backend` under their backends only, and skips the
+channels-first tests where the CPU has no kernels for them."""
 
 import importlib.util
 import os
@@ -36,6 +37,31 @@ def pytest_configure(config):
 
 
 def pytest_collection_modifyitems(config, items):
+    _skip_other_backends(items)
+    _skip_channels_first(items)
+
+
+def _skip_other_backends(items) -> None:
+    """Skips the tests marked `only_backend(*backends, reason=...)` under the
+    other backends: the suite runs once per backend, and some tests need one
+    backend's features, or check what does not depend on it in one pass."""
+    import keras
+
+    backend = keras.backend.backend()
+    for item in items:
+        marker = item.get_closest_marker("only_backend")
+        if marker is None:
+            continue
+        if not marker.args or not marker.kwargs.get("reason"):
+            raise pytest.UsageError(
+                f"{item.nodeid}: `only_backend` takes the backends and a reason, as in "
+                f"only_backend(\"jax\", reason=\"...\"). Received: {marker}")
+        if backend not in marker.args:
+            item.add_marker(pytest.mark.skip(
+                reason=f"under {' or '.join(marker.args)} only: {marker.kwargs['reason']}"))
+
+
+def _skip_channels_first(items) -> None:
     """Skips the channels-first tests where the backend cannot compute that
     layout here: TensorFlow on CPUs where it runs without oneDNN."""
     marked = [item for item in items if item.get_closest_marker("channels_first")]

@@ -117,8 +117,8 @@ def test_bench_train_swaps_in_the_keras_batch_norm(load_script):
     assert [layer.name for layer in swapped.layers] == [layer.name for layer in model.layers]
 
 
-@pytest.mark.skipif(BACKEND != "tensorflow", reason="argument checks, backend-independent: "
-                    "checked in the tensorflow pass")
+@pytest.mark.only_backend("tensorflow", reason="argument checks, backend-independent: "
+                          "checked in the tensorflow pass")
 def test_bench_train_rejects_bad_options():
     result = subprocess.run(
         [sys.executable, str(ROOT / "benchmarks" / "bench_train.py"), "--backends", "numpy"],
@@ -128,8 +128,8 @@ def test_bench_train_rejects_bad_options():
     assert "Received: 'numpy'" in result.stderr
 
 
-@pytest.mark.skipif(BACKEND != "tensorflow", reason="a .tflite file runs without the "
-                    "Keras backend: checked in the tensorflow pass")
+@pytest.mark.only_backend("tensorflow", reason="a .tflite file runs without the "
+                          "Keras backend: checked in the tensorflow pass")
 def test_bench_faces_with_a_litert_export(litert_files, tmp_path):
     pytest.importorskip("cv2")
     out = tmp_path / "faces.json"

@@ -110,7 +110,8 @@ def test_processes_that_see_another_run_folder_are_stopped(monkeypatch):
     placement.agree("where the run stands", [0, 3])
 
 
-@pytest.mark.skipif(keras.backend.backend() == "jax", reason="refused under the others")
+@pytest.mark.only_backend("tensorflow", "torch",
+                          reason="jax trains on several hosts; the others refuse to")
 def test_several_hosts_are_refused_outside_jax():
     with pytest.raises(TrainingError, match="several hosts is supported under the jax "
                        "backend. Received: backend="):

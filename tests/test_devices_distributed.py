@@ -30,8 +30,8 @@ BACKEND = keras.backend.backend()
 TRAJECTORY = str(ROOT / "tests" / "trajectory_run.py")
 
 pytestmark = pytest.mark.slow
-jax_only = pytest.mark.skipif(
-    BACKEND != "jax", reason="simulated host devices and jax.distributed are jax features")
+jax_only = pytest.mark.only_backend(
+    "jax", reason="simulated host devices and jax.distributed are jax features")
 # What run.json says about the two devices of each backend.
 TWO_DEVICES = {
     "jax": ("keras.distribution.DataParallel", "cpu"),
@@ -183,8 +183,8 @@ def test_a_batch_the_devices_cannot_share_is_refused_before_loading(tmp_path):
     assert not out.exists()
 
 
-@pytest.mark.skipif(BACKEND != "torch", reason="the torch pass checks it: the "
-                    "refusal is the same for tensorflow, and a train.py start costs seconds")
+@pytest.mark.only_backend("torch", reason="the torch pass checks it: the refusal is the "
+                          "same for tensorflow, and a train.py start costs seconds")
 def test_multi_host_is_refused_under_other_backends_before_loading(tmp_path):
     out = tmp_path / "run"
     result = _train(tmp_path / "absent", out, "--multi-host", backend=BACKEND)

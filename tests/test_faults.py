@@ -22,8 +22,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 pytestmark = [
     pytest.mark.slow,
-    pytest.mark.skipif(keras.backend.backend() != "jax",
-                       reason="runs in the jax pass of the suite (subprocesses)"),
+    pytest.mark.only_backend("jax", reason="the runs are subprocesses under jax, whatever "
+                             "the suite's backend: one pass checks them"),
 ]
 
 

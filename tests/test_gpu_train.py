@@ -14,8 +14,6 @@ import numpy as np
 import pytest
 from tiny_data import write_kaggle_folders
 
-import keras
-
 from fer_keras import data as fer_data
 from fer_keras.loading import load_model
 
@@ -115,8 +113,7 @@ sys.meta_path[:] = [_Hidden(finder) for finder in sys.meta_path]
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(keras.backend.backend() != "jax",
-                    reason="the GPU run is a jax run; the jax pass checks it")
+@pytest.mark.only_backend("jax", reason="the GPU run is a jax run; the jax pass checks it")
 def test_gpu_train_needs_neither_tensorflow_nor_matplotlib(pack, tmp_path):
     hidden = tmp_path / "hidden"
     hidden.mkdir()

@@ -152,8 +152,8 @@ def test_missing_tf_keras_vis_says_how_to_install(trained, monkeypatch):
         gradcam.gradcam_maps(trained[0], trained[2][:2])
 
 
-@pytest.mark.skipif(keras.backend.backend() != "tensorflow",
-                    reason="TensorFlow-side logic, the same in the subprocess; run once")
+@pytest.mark.only_backend("tensorflow",
+                          reason="TensorFlow-side logic, the same in the subprocess; run once")
 def test_softmax_output_is_explained_through_its_logits():
     def tiny(activation):
         inputs = keras.Input((48, 48, 1))

@@ -295,9 +295,7 @@ def test_fused_batch_norm_predicts_like_keras():
     np.testing.assert_array_equal(_numpy(fused_bn(x)), _numpy(keras_bn(x)))
 
 
-@pytest.mark.skipif(
-    keras.backend.backend() != "tensorflow", reason="the fused kernel is TensorFlow's"
-)
+@pytest.mark.only_backend("tensorflow", reason="the fused kernel is TensorFlow's")
 def test_fused_batch_norm_uses_the_fused_kernel_under_tensorflow():
     import tensorflow as tf
 
@@ -313,9 +311,7 @@ def test_fused_batch_norm_uses_the_fused_kernel_under_tensorflow():
     assert not any(t.startswith("FusedBatchNorm") for t in op_types(False))
 
 
-@pytest.mark.skipif(
-    keras.backend.backend() != "torch", reason="the channels-first kernel is PyTorch's"
-)
+@pytest.mark.only_backend("torch", reason="the channels-first kernel is PyTorch's")
 @pytest.mark.parametrize("axis, fused", [(1, True), (-1, False)])
 def test_fused_batch_norm_uses_the_torch_kernel_channels_first(axis, fused, monkeypatch):
     import torch

@@ -115,7 +115,7 @@ def test_fer_keras_command_lists_and_dispatches_its_subcommands():
     assert result.stdout.startswith("usage: fer-keras train ")
 
 
-@pytest.mark.skipif(BACKEND != "jax", reason="the command's bookkeeping is backend-independent")
+@pytest.mark.only_backend("jax", reason="the command's bookkeeping is backend-independent")
 def test_fer_keras_train_records_its_command(tmp_path):
     from tiny_data import write_kaggle_folders
 

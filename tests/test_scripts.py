@@ -19,8 +19,8 @@ OTHER = BACKENDS[(BACKENDS.index(BACKEND) + 1) % 3]
 
 pytestmark = pytest.mark.slow
 # Argument and error handling does not depend on the backend: checked in one pass.
-once = pytest.mark.skipif(BACKEND != "tensorflow", reason="backend-independent; "
-                          "runs in the tensorflow pass of the suite")
+once = pytest.mark.only_backend("tensorflow", reason="backend-independent; "
+                                "runs in the tensorflow pass of the suite")
 
 
 def run_script(script, *args, backend=BACKEND, env_backend=None, check=True):
@@ -86,7 +86,7 @@ print("tensorflow modules:", [m for m in sys.modules if m.split(".")[0] == "tens
 """
 
 
-@pytest.mark.skipif(BACKEND == "tensorflow", reason="jax and torch train without TensorFlow")
+@pytest.mark.only_backend("jax", "torch", reason="jax and torch train without TensorFlow")
 def test_device_pipeline_trains_without_tensorflow(data_dir, tmp_path):
     def train(pipeline):
         cmd = [sys.executable, "-c", _WITHOUT_TENSORFLOW, "--model", "baseline",
@@ -407,11 +407,10 @@ def test_an_os_error_anywhere_is_one_line_and_a_bug_keeps_its_traceback(monkeypa
         cli.run(bug)
 
 
+@pytest.mark.only_backend("torch", reason="jax and tensorflow run --distribute")
 def test_distribute_is_refused_at_start_where_the_backend_has_no_engine(script, capsys,
                                                                         tmp_path):
     out = tmp_path / "run"
-    if BACKEND != "torch":
-        pytest.skip("jax and tensorflow run --distribute")
     with pytest.raises(SystemExit) as exit_info:
         # The data folder does not exist: the refusal must come before loading.
         script("train.py", "--distribute", "--data-dir", str(tmp_path / "absent"),
