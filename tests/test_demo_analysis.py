@@ -72,6 +72,16 @@ def test_gradcam_is_offered_for_keras_files_with_its_dependencies(monkeypatch):
     assert (gradcam_unavailable("cbam.keras") is None) == installed
 
 
+def test_an_export_named_like_a_keras_file_offers_no_gradcam(tmp_path):
+    """The file's name used to decide: a SavedModel folder named model.keras,
+    which `Predictor` runs as the export it is, was offered Grad-CAM."""
+    saved_model = tmp_path / "model.keras"
+    saved_model.mkdir()
+    (saved_model / "saved_model.pb").write_bytes(b"")
+    assert gradcam_unavailable(saved_model) == (
+        "Grad-CAM maps need a .keras model; model.keras is an export that only predicts.")
+
+
 def test_a_litert_model_predicts_and_offers_no_gradcam(litert_files):
     analyzer = DemoAnalyzer(litert_files["float"])
     info = analyzer.info()

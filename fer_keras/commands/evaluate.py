@@ -18,9 +18,36 @@ def main(argv: list[str] | None = None, prog: str = "evaluate.py") -> None:
     cli.select_backend(argv)
 
     with cli.native_log_filtered():
-        from fer_keras import data, evaluation, export, loading, tta
-        from fer_keras.inference import Predictor
-        from fer_keras.runinfo import environment_info
+        from fer_keras import data, evaluation
+
+    parser = build_parser(prog)
+    args = parser.parse_args(argv)
+    if args.output_dir:
+        cli.check_output_folder("--output-dir", args.output_dir)
+    paths = _model_paths(args)
+    models = _load_models(paths, args, parser)
+    data_dir = data.locate_data(args.data_dir)
+    split = None
+    if args.split != "val":
+        split = data.load_split(data_dir, args.split)
+        print(f"Evaluating on {len(split[1])} {args.split} images from {data_dir}")
+    results = {}
+    for index, (path, model) in enumerate(zip(paths, models), start=1):
+        out = _output_folder(args, path, index, len(paths))
+        metrics = _evaluate(model, path, out, data_dir, split, args,
+                            command=[*prog.split(), *argv])
+        label = str(path) if str(path) not in results else f"{path} #{len(results) + 1}"
+        results[label] = metrics
+    if len(results) > 1:
+        table = evaluation.comparison_table(results)
+        print("\n" + table)
+        if args.output_dir:
+            _write_comparison(Path(args.output_dir), table, results)
+
+
+def build_parser(prog: str = "evaluate.py") -> argparse.ArgumentParser:
+    """evaluate.py's options."""
+    from fer_keras import tta
 
     parser = argparse.ArgumentParser(prog=prog, description=__doc__)
     cli.add_backend_argument(parser)
@@ -45,20 +72,32 @@ def main(argv: list[str] | None = None, prog: str = "evaluate.py") -> None:
     parser.add_argument("--batch-size", type=cli.positive_int, default=256)
     parser.add_argument("--gradcam", type=cli.non_negative_int, metavar="N", default=0,
                         help="also draw a Grad-CAM grid of N test images per class")
-    args = parser.parse_args(argv)
-    if args.output_dir:
-        cli.check_output_folder("--output-dir", args.output_dir)
+    return parser
+
+
+def _model_paths(args: argparse.Namespace) -> list[Path]:
+    """--model-path, or else the newest model under --runs-dir (else the
+    pretrained one), saying which and which failed runs were passed over."""
+    from fer_keras import evaluation, loading
 
     if args.model_path:
-        paths = [Path(p) for p in args.model_path]
-    else:
-        newest, skipped = evaluation.newest_model(args.runs_dir)
-        for path, status in skipped:
-            print(f"Skipping {path}: its run.json says {status!r}.")
-        paths = [newest]
-        if not loading.is_pretrained(newest):
-            print(f"Using {newest}, the newest model under {args.runs_dir} "
-                  "(--model-path chooses another).")
+        return [Path(p) for p in args.model_path]
+    newest, skipped = evaluation.newest_model(args.runs_dir)
+    for path, status in skipped:
+        print(f"Skipping {path}: its run.json says {status!r}.")
+    if not loading.is_pretrained(newest):
+        print(f"Using {newest}, the newest model under {args.runs_dir} "
+              "(--model-path chooses another).")
+    return [newest]
+
+
+def _load_models(paths: list[Path], args: argparse.Namespace,
+                 parser: argparse.ArgumentParser) -> list:
+    """A `Predictor` for each export, a `keras.Model` for each .keras file;
+    --gradcam of an export or without its packages is refused first."""
+    from fer_keras import export, loading
+    from fer_keras.inference import Predictor
+
     exports = [p for p in paths if export.format_of(p) is not None]
     if args.gradcam and exports:
         parser.error("--gradcam needs the gradients of a .keras model; an export "
@@ -67,62 +106,68 @@ def main(argv: list[str] | None = None, prog: str = "evaluate.py") -> None:
         from fer_keras import gradcam
 
         gradcam.check_installed()
-    models = [Predictor(p, batch_size=args.batch_size) if p in exports
-              else loading.load_model(p) for p in paths]
-    data_dir = data.locate_data(args.data_dir)
-    if args.split != "val":
-        images, labels = data.load_split(data_dir, args.split)
-        print(f"Evaluating on {len(labels)} {args.split} images from {data_dir}")
+    return [Predictor(p, batch_size=args.batch_size) if p in exports
+            else loading.load_model(p) for p in paths]
+
+
+def _output_folder(args: argparse.Namespace, path: Path, index: int, count: int) -> Path:
+    """Where the metrics and plots of the `index`-th of `count` models go."""
+    from fer_keras import loading
 
     folder = "eval" if args.split == "test" else f"eval_{args.split}"
-    results = {}
-    for index, (path, model) in enumerate(zip(paths, models), start=1):
-        if args.split == "val":
-            images, labels = evaluation.validation_split(data_dir, path)
-            print(f"Evaluating {path} on the {len(labels)} validation images it held out")
-        if args.output_dir is None and loading.is_pretrained(path):
-            # Not inside the installed package: beside the user's runs.
-            out = Path(args.runs_dir) / f"pretrained_{path.stem}" / folder
-        elif args.output_dir is None:
-            out = path.parent / folder
-        elif len(paths) == 1:
-            out = Path(args.output_dir)
-        else:
-            out = Path(args.output_dir) / f"model{index}_{path.parent.name or path.stem}"
-        # LiteRT notes its CPU delegate on the first run of a .tflite model.
-        with cli.native_log_filtered() if isinstance(model, Predictor) else nullcontext():
-            metrics = evaluation.evaluate(
-                model, images, labels, output_dir=out, tta=args.tta,
-                batch_size=args.batch_size,
-                extra={
-                    "model_path": str(path),
-                    "split": args.split,
-                    "data_dir": str(data_dir),
-                    "data_counts": data.class_counts(labels),
-                    "command": [*prog.split(), *argv],
-                    **environment_info(),
-                },
-            )
-        label = str(path) if str(path) not in results else f"{path} #{len(results) + 1}"
-        results[label] = metrics
-        print(f"\n{path}")
-        print(evaluation.format_report(metrics))
-        if args.gradcam:
-            from fer_keras import gradcam
+    if args.output_dir is None and loading.is_pretrained(path):
+        # Not inside the installed package: beside the user's runs.
+        return Path(args.runs_dir) / f"pretrained_{path.stem}" / folder
+    if args.output_dir is None:
+        return path.parent / folder
+    if count == 1:
+        return Path(args.output_dir)
+    return Path(args.output_dir) / f"model{index}_{path.parent.name or path.stem}"
 
-            grid = gradcam.gradcam_grid(path, images, labels, per_class=args.gradcam,
-                                        output_path=out / "gradcam.png", seed=0)
-            print(f"Grad-CAM grid: {grid}")
-        print(f"Wrote {out / 'metrics.json'}, {out / 'confusion_matrix.png'}, "
-              f"{out / 'per_class.png'}")
 
-    if len(results) > 1:
-        table = evaluation.comparison_table(results)
-        print("\n" + table)
-        if args.output_dir:
-            out = Path(args.output_dir)
-            (out / "comparison.txt").write_text(table + "\n")
-            (out / "comparison.json").write_text(json.dumps(
-                {p: {k: m[k] for k in ("accuracy", "macro_f1", "per_class")}
-                 for p, m in results.items()}, indent=2))
+def _evaluate(model, path: Path, out: Path, data_dir: Path, split: tuple | None,
+              args: argparse.Namespace, command: list[str]) -> dict:
+    """Evaluates one model on `split` (its own held-out images for --split
+    val), prints the report and writes it, with a Grad-CAM grid if asked."""
+    from fer_keras import data, evaluation
+    from fer_keras.inference import Predictor
+    from fer_keras.runinfo import environment_info
 
+    if split is None:
+        images, labels = evaluation.validation_split(data_dir, path)
+        print(f"Evaluating {path} on the {len(labels)} validation images it held out")
+    else:
+        images, labels = split
+    # LiteRT notes its CPU delegate on the first run of a .tflite model.
+    with cli.native_log_filtered() if isinstance(model, Predictor) else nullcontext():
+        metrics = evaluation.evaluate(
+            model, images, labels, output_dir=out, tta=args.tta,
+            batch_size=args.batch_size,
+            extra={
+                "model_path": str(path),
+                "split": args.split,
+                "data_dir": str(data_dir),
+                "data_counts": data.class_counts(labels),
+                "command": command,
+                **environment_info(),
+            },
+        )
+    print(f"\n{path}")
+    print(evaluation.format_report(metrics))
+    if args.gradcam:
+        from fer_keras import gradcam
+
+        grid = gradcam.gradcam_grid(path, images, labels, per_class=args.gradcam,
+                                    output_path=out / "gradcam.png", seed=0)
+        print(f"Grad-CAM grid: {grid}")
+    print(f"Wrote {out / 'metrics.json'}, {out / 'confusion_matrix.png'}, "
+          f"{out / 'per_class.png'}")
+    return metrics
+
+
+def _write_comparison(out: Path, table: str, results: dict) -> None:
+    """The comparison of several models, as text and as their main metrics."""
+    (out / "comparison.txt").write_text(table + "\n")
+    (out / "comparison.json").write_text(json.dumps(
+        {p: {k: m[k] for k in ("accuracy", "macro_f1", "per_class")}
+         for p, m in results.items()}, indent=2))

@@ -18,11 +18,27 @@ DISTRIBUTED_BACKENDS = ("jax", "tensorflow")
 def main(argv: list[str] | None = None, prog: str = "train.py") -> None:
     argv = sys.argv[1:] if argv is None else argv
     backend = cli.select_backend(argv)
+    parser = build_parser(prog)
+    args = parser.parse_args(argv)
+    _check_args(args, backend, parser)
+    output_dir = args.output_dir or f"runs/{args.model}_{args.recipe}_{backend}"
+    cli.check_output_folder("--output-dir", output_dir)
+    if args.checkpoint:
+        cli.check_output_folder("--checkpoint", Path(args.checkpoint).parent)
+    if args.init_from:
+        check_init_from(args.init_from, args.model)
 
+    from fer_keras import training
+
+    training.train(_train_config(args, output_dir, command=[*prog.split(), *argv]))
+
+
+def build_parser(prog: str = "train.py") -> argparse.ArgumentParser:
+    """train.py's options. Imports Keras (the models and recipes give the
+    choices), so the backend must be chosen first."""
     with cli.native_log_filtered():
-        from fer_keras import MODELS, augment, models, recipes, training
+        from fer_keras import MODELS, models, recipes, training
 
-    defaults = recipes.RECIPES["seed"]
     parser = argparse.ArgumentParser(prog=prog, description=__doc__)
     cli.add_backend_argument(parser)
     parser.add_argument("--model", choices=MODELS, default="cbam")
@@ -31,22 +47,7 @@ def main(argv: list[str] | None = None, prog: str = "train.py") -> None:
     parser.add_argument("--data-dir", help="FER2013 folder or fer2013.csv "
                         "(default: $FER2013_DIR, else download with kagglehub)")
     parser.add_argument("--output-dir", help="run folder (default: runs/MODEL_RECIPE_BACKEND)")
-    parser.add_argument("--epochs", type=cli.positive_int, help=f"(seed: {defaults.epochs})")
-    parser.add_argument("--batch-size", type=cli.positive_int,
-                        help=f"(seed: {defaults.batch_size})")
-    parser.add_argument("--lr", type=cli.positive_float, help=f"(seed: {defaults.lr})")
-    parser.add_argument("--weight-decay", type=cli.non_negative_float,
-                        help=f"L2 as in torch.optim (seed: {defaults.weight_decay})")
-    parser.add_argument("--optimizer", choices=recipes.OPTIMIZERS)
-    parser.add_argument("--schedule", choices=recipes.SCHEDULES)
-    parser.add_argument("--warmup-epochs", type=cli.non_negative_int,
-                        help="linear warm-up before the cosine decay")
-    parser.add_argument("--momentum", type=cli.unit_fraction,
-                        help="SGD momentum (Nesterov), from 0 up to 1")
-    parser.add_argument("--class-weights", choices=("seed", "balanced", "none"))
-    parser.add_argument("--augment", choices=list(augment.AUGMENTATIONS))
-    parser.add_argument("--label-smoothing", type=cli.unit_fraction,
-                        help="from 0 (none) up to 1")
+    _add_recipe_options(parser)
     parser.add_argument("--val-split", type=cli.open_fraction, default=0.1,
                         help="fraction of train held out for validation, between 0 "
                         "and 1 (default 0.1)")
@@ -91,7 +92,34 @@ def main(argv: list[str] | None = None, prog: str = "train.py") -> None:
                         "give the --seed it was trained with, which draws the validation split")
     parser.add_argument("--seed", type=cli.non_negative_int, default=0)
     parser.add_argument("--quiet", action="store_true", help="one line per epoch")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def _add_recipe_options(parser: argparse.ArgumentParser) -> None:
+    """The options that override the fields of the --recipe."""
+    from fer_keras import augment, recipes
+
+    defaults = recipes.RECIPES["seed"]
+    parser.add_argument("--epochs", type=cli.positive_int, help=f"(seed: {defaults.epochs})")
+    parser.add_argument("--batch-size", type=cli.positive_int,
+                        help=f"(seed: {defaults.batch_size})")
+    parser.add_argument("--lr", type=cli.positive_float, help=f"(seed: {defaults.lr})")
+    parser.add_argument("--weight-decay", type=cli.non_negative_float,
+                        help=f"L2 as in torch.optim (seed: {defaults.weight_decay})")
+    parser.add_argument("--optimizer", choices=recipes.OPTIMIZERS)
+    parser.add_argument("--schedule", choices=recipes.SCHEDULES)
+    parser.add_argument("--warmup-epochs", type=cli.non_negative_int,
+                        help="linear warm-up before the cosine decay")
+    parser.add_argument("--momentum", type=cli.unit_fraction,
+                        help="SGD momentum (Nesterov), from 0 up to 1")
+    parser.add_argument("--class-weights", choices=("seed", "balanced", "none"))
+    parser.add_argument("--augment", choices=list(augment.AUGMENTATIONS))
+    parser.add_argument("--label-smoothing", type=cli.unit_fraction,
+                        help="from 0 (none) up to 1")
+
+
+def _check_args(args: argparse.Namespace, backend: str, parser: argparse.ArgumentParser) -> None:
+    """Refuses options the backend cannot run, and settles --pipeline."""
     if args.multi_host and backend != "jax":
         parser.error(
             f"--multi-host runs under the jax backend. Received: --backend {backend}. "
@@ -104,12 +132,12 @@ def main(argv: list[str] | None = None, prog: str = "train.py") -> None:
             "or drop --distribute."
         )
     args.pipeline = choose_pipeline(args.pipeline, parser)
-    output_dir = args.output_dir or f"runs/{args.model}_{args.recipe}_{backend}"
-    cli.check_output_folder("--output-dir", output_dir)
-    if args.checkpoint:
-        cli.check_output_folder("--checkpoint", Path(args.checkpoint).parent)
-    if args.init_from:
-        check_init_from(args.init_from, args.model)
+
+
+def _train_config(args: argparse.Namespace, output_dir: str, command: list[str]):
+    """The `training.TrainConfig` of parsed options: the recipe, with the
+    options given overriding its fields."""
+    from fer_keras import recipes, training
 
     recipe = recipes.get_recipe(args.recipe).replace(
         epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
@@ -118,18 +146,16 @@ def main(argv: list[str] | None = None, prog: str = "train.py") -> None:
         label_smoothing=args.label_smoothing, warmup_epochs=args.warmup_epochs,
         momentum=args.momentum,
     )
-    training.train(
-        training.TrainConfig(
-            model=args.model, recipe=recipe, recipe_name=args.recipe,
-            data_dir=args.data_dir, output_dir=output_dir, val_split=args.val_split,
-            folds=args.folds, steps_per_epoch=args.steps_per_epoch,
-            mixed_precision=args.mixed_precision, seed=args.seed,
-            distribute=args.distribute, multi_host=args.multi_host,
-            backup_every=args.backup_every,
-            checkpoint=args.checkpoint, checkpoint_every=args.checkpoint_every,
-            init_from=args.init_from, pipeline=args.pipeline, data_format=args.data_format,
-            verbose=2 if args.quiet else "auto", command=[*prog.split(), *argv],
-        )
+    return training.TrainConfig(
+        model=args.model, recipe=recipe, recipe_name=args.recipe,
+        data_dir=args.data_dir, output_dir=output_dir, val_split=args.val_split,
+        folds=args.folds, steps_per_epoch=args.steps_per_epoch,
+        mixed_precision=args.mixed_precision, seed=args.seed,
+        distribute=args.distribute, multi_host=args.multi_host,
+        backup_every=args.backup_every,
+        checkpoint=args.checkpoint, checkpoint_every=args.checkpoint_every,
+        init_from=args.init_from, pipeline=args.pipeline, data_format=args.data_format,
+        verbose=2 if args.quiet else "auto", command=command,
     )
 
 
