@@ -65,7 +65,7 @@ def main(argv=None) -> None:
     import keras
 
     import fer_keras
-    from fer_keras import faces, loading
+    from fer_keras import detectors, faces, loading
     from fer_keras.timeline import FaceTimeline
 
     parser = argparse.ArgumentParser(description=__doc__,
@@ -73,7 +73,7 @@ def main(argv=None) -> None:
     cli.add_backend_argument(parser)
     parser.add_argument("--model-path", help=".keras file, or a .tflite export (default: "
                         "pretrained cbam, else a random cbam)")
-    parser.add_argument("--detector", choices=faces.DETECTORS, default="haar")
+    parser.add_argument("--detector", choices=detectors.DETECTORS, default="haar")
     parser.add_argument("--detection-size", type=int, default=400)
     parser.add_argument("--scale-factor", type=float, help="Haar scale step")
     parser.add_argument("--min-neighbors", type=int, help="Haar neighbours")
@@ -95,7 +95,7 @@ def main(argv=None) -> None:
             model, model_name = fer_keras.build_model("cbam"), "random:cbam"
     haar = {k: v for k, v in (("scale_factor", args.scale_factor),
                               ("min_neighbors", args.min_neighbors)) if v is not None}
-    detector = faces.HaarDetector(**haar) if args.detector == "haar" else args.detector
+    detector = detectors.HaarDetector(**haar) if args.detector == "haar" else args.detector
     recognizer = faces.EmotionRecognizer(model, detector=detector,
                                          detection_size=args.detection_size)
     frames = one_face_frames(args.frames)

@@ -51,10 +51,10 @@ class HaarDetector:
 
     Defaults tuned on 640x480 frames detected at 400 px, with the astronaut's
     face at 37-90 px, six sizes, mirrored, darker and brighter: a scale step
-    of 1.15 costs ~40 ms of one core here and finds faces from ~50 px up,
-    where 1.2 already misses some of 50-60 px and 1.1 costs 40% more; six
-    neighbours reject the false detections five let through (a true face
-    gathers 7 to 30).
+    of 1.15 finds faces from ~50 px up, where 1.2 already misses some of
+    50-60 px and 1.1 costs more time for nothing found (benchmarks/README.md,
+    "Faces in photos and video"); six neighbours reject the false detections
+    five let through (a true face gathers 7 to 30).
     """
 
     color = False

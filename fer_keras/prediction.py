@@ -16,7 +16,7 @@ from pathlib import Path
 
 import keras
 
-from fer_keras import faces, plots
+from fer_keras import detectors, faces, plots
 from fer_keras.results import Results
 from fer_keras.timeline import DEFAULT_MAX_MISSED, DEFAULT_SMOOTH_S, FaceTimeline
 
@@ -53,7 +53,7 @@ def predict_video(recognizer: faces.EmotionRecognizer, source: "str | Path | int
     """Classifies a video file or webcam (int `source`), tracking and
     smoothing its faces (`FaceTimeline`), and writes an annotated .mp4, its
     timeline .png and its tracks' summary .json."""
-    cv2 = faces.import_cv2()
+    cv2 = detectors.import_cv2()
     kind = "webcam" if isinstance(source, int) else "video"
     label = f"webcam {source}" if kind == "webcam" else source
     fps, count = (15.0, 0) if kind == "webcam" else faces.video_info(source)
@@ -194,7 +194,7 @@ def _show(cv2, bgr) -> bool:
 
 def check_display() -> None:
     """Raises an ImportError, saying what to install, if OpenCV cannot open a window."""
-    cv2 = faces.import_cv2()
+    cv2 = detectors.import_cv2()
     try:
         cv2.namedWindow(WINDOW)
     except cv2.error as err:

@@ -161,14 +161,14 @@ def main(argv=None) -> None:
     import cv2
     from skimage import data
 
-    from fer_keras import faces
+    from fer_keras import detectors
 
     data_dir = Path(args.data_dir or os.environ.get("FER2013_DIR") or ROOT.parent / "shared"
                     / "fer2013")
     if not (data_dir / "test").is_dir():
         sys.exit(f"error: {data_dir} has no test/ folder. Expected FER2013 in the Kaggle "
                  f"layout (test/<class>/*.jpg). Received: --data-dir {data_dir}")
-    people = fer_faces(data_dir, faces.HaarDetector())
+    people = fer_faces(data_dir, detectors.HaarDetector())
     x, y, side = ASTRONAUT_FACE
     framed_side = FACE_SIDE + 2 * (FACE_SIDE // 5)  # as large as the FER2013 faces, framed
     astronaut = cv2.resize(data.astronaut()[y:y + side, x:x + side], (framed_side,) * 2,

@@ -18,7 +18,7 @@ from fer_keras import cli
 
 
 def parse_args(argv: list[str], prog: str = "demo.py") -> argparse.Namespace:
-    from fer_keras import demo, faces
+    from fer_keras import demo, detectors
 
     parser = argparse.ArgumentParser(
         prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -36,7 +36,7 @@ def parse_args(argv: list[str], prog: str = "demo.py") -> argparse.Namespace:
     parser.add_argument("--max-upload-mb", type=cli.positive_float,
                         default=demo.DEFAULT_MAX_UPLOAD_BYTES / 2**20, metavar="MB",
                         help="largest photo accepted, in MB (default %(default)g)")
-    parser.add_argument("--detector", choices=faces.DETECTORS, default="haar")
+    parser.add_argument("--detector", choices=detectors.DETECTORS, default="haar")
     return parser.parse_args(argv)
 
 

@@ -25,7 +25,7 @@ from fer_keras import cli
 
 
 def parse_args(argv: list[str], prog: str = "predict.py") -> argparse.Namespace:
-    from fer_keras import faces, prediction, timeline, tta
+    from fer_keras import detectors, prediction, timeline, tta
 
     parser = argparse.ArgumentParser(
         prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -36,7 +36,7 @@ def parse_args(argv: list[str], prog: str = "predict.py") -> argparse.Namespace:
     parser.add_argument("--model-path", help=".keras file, or an export of one from "
                         "export.py: .tflite, .onnx (needs onnxruntime) or a SavedModel "
                         "folder (needs tensorflow) (default: the default pretrained model)")
-    parser.add_argument("--detector", choices=faces.DETECTORS, default="haar")
+    parser.add_argument("--detector", choices=detectors.DETECTORS, default="haar")
     parser.add_argument("--output-dir", default="predictions")
     cli.add_tta_argument(parser, tta.TTA_MODES, unit="face")
     parser.add_argument("--margin", type=float, default=0.1,
