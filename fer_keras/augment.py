@@ -25,6 +25,7 @@ from typing import Callable
 
 import keras
 
+from fer_keras import backends
 from fer_keras.errors import unknown
 
 FILL_MODES = ("reflect", "wrap", "constant", "nearest")
@@ -135,11 +136,9 @@ class RandomAffine(keras.layers.Layer):
         self._tf_stream = _TensorFlowStream(
             seed if seed is not None else random.randint(1, 10**9)
         )
-        # TensorFlow's warp op has no XLA kernel, so TensorFlow must not
-        # compile a model holding this layer (`AugmentedModel`); under jax
-        # the warp is jax code, and without the flag that model would train
-        # op by op, uncompiled.
-        self.supports_jit = keras.backend.backend() == "jax"
+        # Whether the model holding this layer (`AugmentedModel`) may be
+        # compiled: see `backends`' COMPILES_AFFINE_WARP.
+        self.supports_jit = backends.get().COMPILES_AFFINE_WARP
         # Built from the start: in tf.data under jax or torch, Keras' own
         # build-on-first-call never sees this layer (see `__call__`).
         self.build()
