@@ -9,9 +9,8 @@ and `RandomAffine`, written here on Keras' public API.
 Geometric augmentation is one layer, `RandomAffine`: flip, rotation and
 resized crop composed into a single affine warp. Keras ships them as
 separate layers (`RandomFlip`, `RandomRotation`, `RandomZoom`), each its own
-warp of the whole batch; on a 2-core CPU two bilinear warps cost more than
-the model's input pipeline can afford, and every warp also blurs the image
-once more.
+warp of the whole batch; each warp costs CPU time the input pipeline lacks
+(benchmarks/README.md, "Data pipeline") and blurs the image once more.
 
 `AugmentedModel` runs a pipeline inside the training step instead, on
 whatever device trains, for `fit` on plain arrays (`train.py --pipeline
@@ -306,7 +305,8 @@ def _seed(seed: int) -> keras.layers.Pipeline:
     """The original's described augmentation: flip, +/-10 degrees, crop 0.8-1.0.
 
     Only thin corners fall outside the image here; "nearest" fills them
-    without black wedges and warps 15-25% faster than "reflect" on CPU.
+    without black wedges and warps faster than "reflect" (benchmarks/README.md,
+    "Data pipeline").
     """
     return keras.layers.Pipeline(
         [

@@ -176,10 +176,10 @@ class FusedBatchNormalization(keras.layers.BatchNormalization):
     """`BatchNormalization` that trains with the backend's fused kernel.
 
     Keras 3 normalizes with separate moment, normalization and update ops on
-    every backend; on a CPU those cost two to three times one fused kernel
-    per layer, a sixth of a `cbam` training step under TensorFlow and more
-    under PyTorch. This layer takes the fused kernel for the training step of
-    4-D inputs in the layout the kernel is native to -- channels-last under
+    every backend; on a CPU those cost several times one fused kernel per
+    layer (benchmarks/README.md, "What was tried for `cbam` training").
+    This layer takes the fused kernel for the training step of 4-D inputs in
+    the layout the kernel is native to -- channels-last under
     TensorFlow (`fused_batch_norm`), channels-first under PyTorch
     (`torch.nn.functional.batch_norm`) -- and keeps the moving statistics
     exactly as Keras does (the biased batch variance). TensorFlow raises an

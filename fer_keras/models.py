@@ -354,7 +354,8 @@ def build_model(
 
 def preferred_data_format(backend: str | None = None) -> str:
     """The layout the backend trains fastest: channels-first for torch only,
-    whose batch-norm kernel applies there (benchmarks/README.md, "Data formats")."""
+    whose batch-norm kernel applies there (benchmarks/README.md, "Training
+    throughput under torch: layout and batch norm")."""
     return backends.get(backend).PREFERRED_DATA_FORMAT
 
 

@@ -5,7 +5,8 @@ Every module here has the same names, so the rest of the package asks
 in one file everything jax (or tensorflow, or torch) does its own way:
 
 - `PREFERRED_DATA_FORMAT`: the layout the backend trains the zoo fastest in
-  (benchmarks/README.md, "Data formats").
+  (benchmarks/README.md, "Training throughput under torch: layout and
+  batch norm").
 - `runs_data_format(data_format)`: whether the backend computes the zoo in
   that layout on this machine.
 - `FUSED_BATCH_NORM_FORMAT` and `fused_batch_norm(x, gamma, beta, epsilon)`:

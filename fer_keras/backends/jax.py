@@ -9,7 +9,8 @@ import keras
 
 from fer_keras.backends import DataParallel
 
-# channels-last trains the zoo faster here (benchmarks/README.md, "Data formats").
+# channels-last trains the zoo faster here (benchmarks/README.md,
+# "Training throughput under torch: layout and batch norm").
 PREFERRED_DATA_FORMAT = "channels_last"
 # XLA fuses Keras' own batch norm into the surrounding ops.
 FUSED_BATCH_NORM_FORMAT = None

@@ -6,7 +6,8 @@ import torch
 import keras
 
 # PyTorch's batch-norm kernel applies channels-first, where the zoo trains
-# fastest under torch (benchmarks/README.md, "Data formats").
+# fastest under torch (benchmarks/README.md, "Training throughput under
+# torch: layout and batch norm").
 PREFERRED_DATA_FORMAT = "channels_first"
 FUSED_BATCH_NORM_FORMAT = "channels_first"
 COMPILES_AFFINE_WARP = False
