@@ -9,9 +9,8 @@ and `RandomAffine`, written here on Keras' public API.
 Geometric augmentation is one layer, `RandomAffine`: flip, rotation and
 resized crop composed into a single affine warp. Keras ships them as
 separate layers (`RandomFlip`, `RandomRotation`, `RandomZoom`), each its own
-warp of the whole batch; on a 2-core CPU two bilinear warps cost more than
-the model's input pipeline can afford, and every warp also blurs the image
-once more.
+warp of the whole batch; each warp costs CPU time the input pipeline lacks
+(benchmarks/README.md, "Data pipeline") and blurs the image once more.
 
 `AugmentedModel` runs a pipeline inside the training step instead, on
 whatever device trains, for `fit` on plain arrays (`train.py --pipeline
@@ -25,6 +24,7 @@ from typing import Callable
 
 import keras
 
+from fer_keras import backends
 from fer_keras.errors import unknown
 
 FILL_MODES = ("reflect", "wrap", "constant", "nearest")
@@ -135,11 +135,9 @@ class RandomAffine(keras.layers.Layer):
         self._tf_stream = _TensorFlowStream(
             seed if seed is not None else random.randint(1, 10**9)
         )
-        # TensorFlow's warp op has no XLA kernel, so TensorFlow must not
-        # compile a model holding this layer (`AugmentedModel`); under jax
-        # the warp is jax code, and without the flag that model would train
-        # op by op, uncompiled.
-        self.supports_jit = keras.backend.backend() == "jax"
+        # Whether the model holding this layer (`AugmentedModel`) may be
+        # compiled: see `backends`' COMPILES_AFFINE_WARP.
+        self.supports_jit = backends.get().COMPILES_AFFINE_WARP
         # Built from the start: in tf.data under jax or torch, Keras' own
         # build-on-first-call never sees this layer (see `__call__`).
         self.build()
@@ -307,7 +305,8 @@ def _seed(seed: int) -> keras.layers.Pipeline:
     """The original's described augmentation: flip, +/-10 degrees, crop 0.8-1.0.
 
     Only thin corners fall outside the image here; "nearest" fills them
-    without black wedges and warps 15-25% faster than "reflect" on CPU.
+    without black wedges and warps faster than "reflect" (benchmarks/README.md,
+    "Data pipeline").
     """
     return keras.layers.Pipeline(
         [

@@ -1,6 +1,6 @@
 """How a run uses the devices it has: the dtype policy (mixed precision), the
-distribution over several devices and hosts, the backend-specific part of
-training, and how batches are shared out so that every device gets an equal
+distribution over several devices and hosts (each backend's own part is in
+`fer_keras.backends`), and how batches are shared out so that every device gets an equal
 part and every host its own.
 """
 
@@ -10,6 +10,7 @@ import numpy as np
 
 import keras
 
+from fer_keras import backends
 from fer_keras.errors import TrainingError
 from fer_keras.runinfo import accelerators, cpu_has_bfloat16
 
@@ -58,37 +59,29 @@ class Placement:
         self.global_batch = int(global_batch)
         self.processes, self.process_index = 1, 0
         self._strategy = None
-        backend = keras.backend.backend()
-        if self.multi_host and backend != "jax":
+        backend = backends.get()
+        name = keras.backend.backend()
+        if self.multi_host and not backend.MULTI_HOST:
             raise TrainingError(
                 "Training on several hosts is supported under the jax backend. "
-                f"Received: backend={backend!r}; use --backend jax, or drop --multi-host."
+                f"Received: backend={name!r}; use --backend jax, or drop --multi-host."
             )
         if not self.distribute:
             found = accelerators()
             self.strategy, self.devices = "single device", 1
             self.device_kind = found[0] if found else "CPU"
-        elif backend == "jax":
-            import jax
-
-            if self.multi_host:
-                initialize_hosts()
-            devices = jax.devices()
-            self.strategy = "keras.distribution.DataParallel"
-            self.devices, self.device_kind = len(devices), devices[0].device_kind
-            self.processes, self.process_index = jax.process_count(), jax.process_index()
-        elif backend == "tensorflow":
-            self._strategy = _tf_strategy()
-            self.strategy = f"tf.distribute.{type(self._strategy).__name__}"
-            self.devices = int(self._strategy.num_replicas_in_sync)
-            worker = str(self._strategy.extended.worker_devices[0])
-            self.device_kind = worker.rsplit("device:", 1)[-1].split(":")[0]
-        else:
+        elif backend.data_parallel is None:
             raise TrainingError(
                 "Training on several devices is supported under the jax and tensorflow "
-                f"backends. Received: backend={backend!r}; use --backend jax or "
+                f"backends. Received: backend={name!r}; use --backend jax or "
                 "--backend tensorflow, or drop --distribute."
             )
+        else:
+            layout = backend.data_parallel(self.multi_host)
+            self.strategy, self.devices = layout.strategy, layout.devices
+            self.device_kind = layout.device_kind
+            self.processes, self.process_index = layout.processes, layout.process_index
+            self._strategy = layout.tf_strategy
         if self.global_batch % self.devices:
             lower = self.global_batch - self.global_batch % self.devices
             valid = [b for b in (lower, lower + self.devices) if b > 0]
@@ -320,51 +313,6 @@ for _hook in [f"on_{stage}_{end}" for stage in ("train", "test", "predict", "epo
                                                 "train_batch", "test_batch", "predict_batch")
               for end in ("begin", "end")]:
     setattr(HostOnly, _hook, _forward(_hook))
-
-
-def initialize_hosts() -> None:
-    """Joins this process to a multi-host jax run, once, before any device is used.
-
-    `keras.distribution.initialize` reads KERAS_DISTRIBUTION_JOB_ADDRESSES
-    (the coordinator, process 0's host:port), KERAS_DISTRIBUTION_NUM_PROCESSES
-    and KERAS_DISTRIBUTION_PROCESS_ID; without them jax finds the cluster
-    itself on a Cloud TPU slice, under SLURM or Open MPI.
-    """
-    import jax
-
-    if jax.distributed.is_initialized():
-        return
-    try:
-        keras.distribution.initialize()
-    except (ValueError, RuntimeError) as err:
-        raise TrainingError(
-            "Could not join the multi-host run. Expected a Cloud TPU slice, SLURM or "
-            "Open MPI that jax detects, or KERAS_DISTRIBUTION_JOB_ADDRESSES (process "
-            "0's host:port), KERAS_DISTRIBUTION_NUM_PROCESSES and "
-            f"KERAS_DISTRIBUTION_PROCESS_ID set on every host. Received: {err}"
-        ) from err
-
-
-def _tf_strategy():
-    """A TPU's strategy, else one mirrored over the GPUs, else over the CPUs.
-
-    `MirroredStrategy()` alone takes a single CPU whatever logical CPU devices
-    were configured (`tf.config.set_logical_device_configuration`), so on a
-    machine without GPUs the CPUs are named.
-    """
-    import tensorflow as tf
-
-    try:
-        resolver = tf.distribute.cluster_resolver.TPUClusterResolver()
-        tf.config.experimental_connect_to_cluster(resolver)
-        tf.tpu.experimental.initialize_tpu_system(resolver)
-        return tf.distribute.TPUStrategy(resolver)
-    except (ValueError, RuntimeError):
-        pass
-    if tf.config.list_logical_devices("GPU"):
-        return tf.distribute.MirroredStrategy()
-    cpus = [device.name for device in tf.config.list_logical_devices("CPU")]
-    return tf.distribute.MirroredStrategy(cpus)
 
 
 @contextlib.contextmanager

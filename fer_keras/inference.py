@@ -31,7 +31,7 @@ import numpy as np
 
 import keras
 
-from fer_keras import export
+from fer_keras import backends, export
 from fer_keras.classes import CLASS_NAMES
 from fer_keras.loading import ModelFileError, check_model, load_model
 from fer_keras.tta import num_views, resolve_mode, tta_views
@@ -141,7 +141,7 @@ class Predictor:
         self.name = model.name
         self.image_shape = (int(input_shape[1]), int(input_shape[2]))
         self._backend = keras.backend.backend()
-        self._forward = _compile_forward(model, self._backend)
+        self._forward = backends.get(self._backend).compile_forward(model)
 
     def _init_exported(self, path: Path, spec: export.ExportFormat,
                        num_threads: int | None) -> None:
@@ -202,7 +202,7 @@ class Predictor:
         else:
             views = np.concatenate(tta_views(x, self.tta))
         probs = [
-            self._run(views[start : start + self.batch_size])
+            np.asarray(self._forward(views[start : start + self.batch_size]))
             for start in range(0, len(views), self.batch_size)
         ]
         probs = probs[0] if len(probs) == 1 else np.concatenate(probs)
@@ -213,14 +213,6 @@ class Predictor:
     def predict_labels(self, images) -> list[str]:
         """The most probable class name of each image (one name for one face)."""
         return [CLASS_NAMES[i] for i in np.argmax(self.predict_proba(images), axis=-1)]
-
-    def _run(self, x):
-        n = len(x)
-        if self._backend == "jax":
-            size = _padded_size(n, self.batch_size)
-            if size != n:
-                x = np.concatenate([x, np.zeros((size - n, *x.shape[1:]), x.dtype)])
-        return np.asarray(self._forward(x))[:n]
 
     def _as_batch(self, images) -> np.ndarray:
         """`images` as a float32 (N, H, W, 1) array, or a ValueError saying what is wrong."""
@@ -254,58 +246,3 @@ def _shape_hint(shape, height, width) -> str:
     if len(shape) >= 2 and (height, width) not in (tuple(shape[-2:]), tuple(shape[-3:-1])):
         return f" Resize faces to {height}x{width} first."
     return ""
-
-
-def _padded_size(n: int, batch_size: int) -> int:
-    """The next power of two from n, capped at batch_size: few shapes to compile."""
-    return min(1 << (n - 1).bit_length(), batch_size)
-
-
-def _compile_forward(model: keras.Model, backend: str):
-    """A function from a float32 NumPy batch to NumPy probabilities, fast per backend."""
-    if backend == "jax":
-        import jax
-
-        def forward(trainable, non_trainable, x):
-            logits, _ = model.stateless_call(trainable, non_trainable, x, training=False)
-            return jax.nn.softmax(logits.astype("float32"), axis=-1)
-
-        compiled = jax.jit(forward)
-
-        def run(x):
-            # The current weights, read each call, so a model trained further is seen.
-            return compiled(
-                [v.value for v in model.trainable_variables],
-                [v.value for v in model.non_trainable_variables],
-                x,
-            )
-
-        return run
-    if backend == "tensorflow":
-        import tensorflow as tf
-
-        height, width = model.inputs[0].shape[1:3]
-
-        @tf.function(
-            input_signature=[tf.TensorSpec([None, height, width, 1], tf.float32)],
-            jit_compile=False,
-        )
-        def run_tf(x):
-            return tf.nn.softmax(tf.cast(model(x, training=False), tf.float32), axis=-1)
-
-        return lambda x: run_tf(x).numpy()
-    if backend == "torch":
-        import torch
-
-        def run_torch(x):
-            with torch.inference_mode():
-                logits = model(keras.ops.convert_to_tensor(x), training=False)
-                return torch.softmax(logits.float(), dim=-1).cpu().numpy()
-
-        return run_torch
-
-    def run_generic(x):
-        logits = model(x, training=False)
-        return keras.ops.convert_to_numpy(keras.ops.softmax(logits, axis=-1))
-
-    return run_generic

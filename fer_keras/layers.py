@@ -13,6 +13,8 @@ import numpy as np
 import keras
 from keras import ops
 
+from fer_keras import backends
+
 DATA_FORMATS = ("channels_last", "channels_first")
 
 # The five hand-made 3x3 kernels of the original project, rows top to bottom.
@@ -174,10 +176,10 @@ class FusedBatchNormalization(keras.layers.BatchNormalization):
     """`BatchNormalization` that trains with the backend's fused kernel.
 
     Keras 3 normalizes with separate moment, normalization and update ops on
-    every backend; on a CPU those cost two to three times one fused kernel
-    per layer, a sixth of a `cbam` training step under TensorFlow and more
-    under PyTorch. This layer takes the fused kernel for the training step of
-    4-D inputs in the layout the kernel is native to -- channels-last under
+    every backend; on a CPU those cost several times one fused kernel per
+    layer (benchmarks/README.md, "What was tried for `cbam` training").
+    This layer takes the fused kernel for the training step of 4-D inputs in
+    the layout the kernel is native to -- channels-last under
     TensorFlow (`fused_batch_norm`), channels-first under PyTorch
     (`torch.nn.functional.batch_norm`) -- and keeps the moving statistics
     exactly as Keras does (the biased batch variance). TensorFlow raises an
@@ -188,17 +190,17 @@ class FusedBatchNormalization(keras.layers.BatchNormalization):
     those of `keras.layers.BatchNormalization`.
     """
 
-    def _fused_kernel(self, inputs, training, mask) -> str | None:
-        """"tensorflow" or "torch" where that backend's kernel applies, else None."""
+    def _fused_kernel(self, inputs, training, mask):
+        """The backend's single-kernel batch norm where it applies, else None."""
         if not (bool(training) and self.trainable and mask is None and not self.renorm
                 and not self.synchronized and len(inputs.shape) == 4):
             return None
-        backend = keras.backend.backend()
-        if backend == "tensorflow" and self.axis % 4 == 3:
-            return "tensorflow"
-        if backend == "torch" and self.axis % 4 == 1:
-            return "torch"
-        return None
+        backend = backends.get()
+        channel_axis = {"channels_last": 3, "channels_first": 1}.get(
+            backend.FUSED_BATCH_NORM_FORMAT)
+        if channel_axis is None or self.axis % 4 != channel_axis:
+            return None
+        return backend.fused_batch_norm
 
     def call(self, inputs, training=None, mask=None):
         kernel = self._fused_kernel(inputs, training, mask)
@@ -208,10 +210,7 @@ class FusedBatchNormalization(keras.layers.BatchNormalization):
         channels = x.shape[self.axis]
         gamma = ops.cast(self.gamma, "float32") if self.scale else ops.ones((channels,))
         beta = ops.cast(self.beta, "float32") if self.center else ops.zeros((channels,))
-        if kernel == "tensorflow":
-            outputs, mean, variance = self._tensorflow_kernel(x, gamma, beta)
-        else:
-            outputs, mean, variance = self._torch_kernel(x, gamma, beta)
+        outputs, mean, variance = kernel(x, gamma, beta, self.epsilon)
         # Both kernels return the unbiased variance; Keras keeps the biased one.
         count = ops.cast(ops.size(x), "float32") / channels
         variance = variance * (count - 1.0) / count
@@ -224,22 +223,3 @@ class FusedBatchNormalization(keras.layers.BatchNormalization):
             + variance * (1.0 - momentum)
         )
         return ops.cast(outputs, self.compute_dtype)
-
-    def _tensorflow_kernel(self, x, gamma, beta):
-        import tensorflow as tf
-
-        return tf.compat.v1.nn.fused_batch_norm(
-            x, gamma, beta, epsilon=self.epsilon, is_training=True, data_format="NHWC"
-        )
-
-    def _torch_kernel(self, x, gamma, beta):
-        import torch
-
-        # With momentum 1 the kernel overwrites these buffers with the batch
-        # mean and unbiased variance, outside the autograd graph.
-        mean = torch.zeros(x.shape[1], device=x.device)
-        variance = torch.ones(x.shape[1], device=x.device)
-        outputs = torch.nn.functional.batch_norm(
-            x, mean, variance, gamma, beta, training=True, momentum=1.0, eps=self.epsilon
-        )
-        return outputs, mean, variance

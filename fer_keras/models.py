@@ -15,12 +15,12 @@ the same in both, so `copy_weights` moves them from one layout to the other.
 """
 
 import dataclasses
-import functools
 from typing import Callable
 
 import keras
 from keras import layers
 
+from fer_keras import backends
 from fer_keras.errors import unknown
 from fer_keras.layers import CBAM, DATA_FORMATS, FixedKernels, FusedBatchNormalization
 
@@ -353,14 +353,10 @@ def build_model(
 
 
 def preferred_data_format(backend: str | None = None) -> str:
-    """The layout the backend trains fastest: channels-first for torch only.
-
-    Measured on a 2-core CPU (benchmarks/README.md): torch trains the zoo
-    1.3-1.5x faster channels-first (PyTorch's batch-norm kernel applies there),
-    tensorflow and jax slower (cbam 58 vs 85 and 22 vs 25 img/s).
-    """
-    backend = backend or keras.backend.backend()
-    return "channels_first" if backend == "torch" else "channels_last"
+    """The layout the backend trains fastest: channels-first for torch only,
+    whose batch-norm kernel applies there (benchmarks/README.md, "Training
+    throughput under torch: layout and batch norm")."""
+    return backends.get(backend).PREFERRED_DATA_FORMAT
 
 
 def resolve_data_format(data_format: str | None, backend: str | None = None) -> str:
@@ -374,30 +370,9 @@ def resolve_data_format(data_format: str | None, backend: str | None = None) -> 
 
 
 def data_format_supported(data_format: str, backend: str | None = None) -> bool:
-    """Whether `backend` computes the zoo in `data_format` on this machine.
-
-    TensorFlow's CPU convolutions and pooling take channels-first inputs only
-    through oneDNN, which it turns on for some x86 CPUs only (AVX-512 ones
-    such as Intel's since Cascade Lake), not, for example, on AVX2-only AMD
-    EPYCs. Every other case runs both layouts.
-    """
-    backend = backend or keras.backend.backend()
-    if data_format != "channels_first" or backend != "tensorflow":
-        return True
-    return _tensorflow_runs_channels_first()
-
-
-@functools.cache
-def _tensorflow_runs_channels_first() -> bool:
-    import tensorflow as tf
-
-    try:
-        x = tf.nn.conv2d(tf.zeros((1, 1, 4, 4)), tf.zeros((3, 3, 1, 1)), 1, "SAME",
-                         data_format="NCHW")
-        tf.nn.max_pool2d(x, 2, 2, "VALID", data_format="NCHW")
-    except (tf.errors.UnimplementedError, tf.errors.InvalidArgumentError):
-        return False
-    return True
+    """Whether `backend` computes the zoo in `data_format` on this machine
+    (TensorFlow runs channels-first on some CPUs only)."""
+    return backends.get(backend).runs_data_format(data_format)
 
 
 def check_data_format(data_format: str, backend: str | None = None) -> None:

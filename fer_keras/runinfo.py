@@ -7,6 +7,8 @@ import sys
 
 import keras
 
+from fer_keras import backends
+
 _PACKAGES = ("fer-keras", "keras", "numpy", "jax", "jaxlib", "tensorflow", "torch",
              "tf-keras-vis", "opencv-python-headless")
 
@@ -20,21 +22,7 @@ def _version(package: str) -> str | None:
 
 def accelerators() -> list[str]:
     """Names of the GPUs or TPUs the current backend computes on (empty on CPU)."""
-    backend = keras.backend.backend()
-    if backend == "jax":
-        import jax
-
-        return [d.device_kind for d in jax.devices() if d.platform != "cpu"]
-    if backend == "torch":
-        import torch
-
-        return [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
-    if backend == "tensorflow":
-        import tensorflow as tf
-
-        devices = tf.config.list_logical_devices()
-        return [d.name for d in devices if d.device_type in ("GPU", "TPU")]
-    return []
+    return backends.get().accelerators()
 
 
 def cpu_info() -> tuple[str, set[str]]:

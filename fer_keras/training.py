@@ -72,7 +72,7 @@ class TrainConfig:
     mixed_precision: str | None = None
     seed: int = 0
     distribute: bool = False
-    # One process per host of a multi-host jax run (`devices.initialize_hosts`);
+    # One process per host of a multi-host jax run (`backends.jax.initialize_hosts`);
     # implies `distribute`. Process 0 writes the run folder.
     multi_host: bool = False
     backup_every: int | None = None

@@ -144,10 +144,10 @@ def test_bench_faces_with_a_litert_export(litert_files, tmp_path):
 
 
 def test_bench_train_skips_a_layout_the_cpu_cannot_compute(load_script, monkeypatch, capsys):
-    from fer_keras import models
+    from fer_keras import backends
 
     bench = load_script("benchmarks/bench_train.py")
-    monkeypatch.setattr(models, "_tensorflow_runs_channels_first", lambda: False)
+    monkeypatch.setattr(backends.get("tensorflow"), "_runs_channels_first", lambda: False)
     args = bench.parse_args(["--models", "cbam", "--backends", "tensorflow,torch",
                              "--data-format", "channels_last,channels_first"])
     layouts = [(c["backend"], c["data_format"]) for c in bench.configurations(args)

@@ -219,12 +219,6 @@ def test_rejects_wrong_model_and_batch_size(model):
         Predictor(any_size)
 
 
-def test_padded_size():
-    sizes = [inference._padded_size(n, 256) for n in (1, 2, 3, 5, 64, 65, 200, 256)]
-    assert sizes == [1, 2, 4, 8, 64, 128, 256, 256]
-    assert inference._padded_size(90, 100) == 100
-
-
 @pytest.mark.slow
 def test_litert_file_gives_the_keras_probabilities(litert_files):
     model = keras.saving.load_model(litert_files["keras"])

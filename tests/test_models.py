@@ -319,9 +319,9 @@ def test_copy_weights_refuses_another_architecture():
 
 
 def test_channels_first_is_refused_where_tensorflow_has_no_kernels(monkeypatch):
-    from fer_keras import models
+    from fer_keras import backends, models
 
-    monkeypatch.setattr(models, "_tensorflow_runs_channels_first", lambda: False)
+    monkeypatch.setattr(backends.get("tensorflow"), "_runs_channels_first", lambda: False)
     with pytest.raises(ValueError, match=r"no channels-first convolution.*Use channels_last"
                        r".*Received: data_format='channels_first'"):
         resolve_data_format("channels_first", "tensorflow")
