@@ -25,7 +25,7 @@ import keras
 from fer_keras.classes import CLASS_NAMES
 from fer_keras.export import format_of
 from fer_keras.faces import CLASS_COLORS, EmotionRecognizer, ImageFileError, annotate, load_image
-from fer_keras.gradcam import check_installed, gradcam_maps, overlay
+from fer_keras.gradcam import check_installed, gradcam_maps, overlay, runs_in_process
 from fer_keras.loading import pretrained_path
 from fer_keras.prediction import IMAGE_DETECTION_SIZE
 
@@ -115,9 +115,8 @@ class DemoAnalyzer:
         ]}
 
     def _gradcam_model(self):
-        # Under tensorflow the loaded model serves in process; under jax and
-        # torch the file goes to Grad-CAM's TensorFlow process.
-        if keras.backend.backend() == "tensorflow":
+        # The loaded model where Grad-CAM runs in process, else its file.
+        if runs_in_process():
             return self.recognizer.model
         return self.model_path
 

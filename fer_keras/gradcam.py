@@ -12,8 +12,8 @@ fixed when Keras is imported, so:
   state, so the maps are those of the very same weights. The subprocess runs
   TensorFlow on the CPU: the parent's backend may hold the GPU's memory or the
   TPU (which only one process may open), and maps for a grid of faces take
-  seconds on a CPU. Each call pays for importing TensorFlow (5-10 s), so pass
-  all images in one call. Arguments, layer names and the model file are
+  seconds on a CPU. Each call pays for starting TensorFlow, so pass all
+  images in one call. Arguments, layer names and the model file are
   checked in the calling process first, so mistakes fail before that.
 
 Models saved under mixed precision are cloned to float32 first: tf-keras-vis
@@ -289,7 +289,7 @@ def _compute(model_or_path, images, class_indices, layer_name, method, batch_siz
     if class_indices is not None:
         class_indices = _check_class_indices(class_indices, len(images),
                                              int(model.outputs[0].shape[-1]))
-    if keras.backend.backend() == "tensorflow":
+    if runs_in_process():
         return _tf_compute(model, images, class_indices, layer, method, int(batch_size))
     with tempfile.TemporaryDirectory(prefix="fer_keras_gradcam_") as tmp:
         if isinstance(model_or_path, keras.Model):
@@ -299,6 +299,12 @@ def _compute(model_or_path, images, class_indices, layer_name, method, batch_siz
             model_path = Path(model_or_path).resolve()
         return _tensorflow_subprocess(Path(tmp), model_path, images, class_indices, layer,
                                       method, int(batch_size))
+
+
+def runs_in_process() -> bool:
+    """Whether the maps are computed in this process (the TensorFlow backend)
+    rather than in a TensorFlow subprocess given the `.keras` file."""
+    return keras.backend.backend() == "tensorflow"
 
 
 def _check_class_indices(class_indices, count: int, num_classes: int) -> np.ndarray:

@@ -7,7 +7,6 @@ imports the repository's scripts for the tests of their functions, runs
 the tests marked `only_backend` under their backends only, and skips the
 channels-first tests where the CPU has no kernels for them."""
 
-import importlib.util
 import os
 import shutil
 import subprocess
@@ -16,6 +15,7 @@ import tempfile
 from pathlib import Path
 
 import pytest
+import repo_scripts
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -84,21 +84,8 @@ def pytest_unconfigure(config):
 
 @pytest.fixture(scope="session")
 def load_script():
-    """Imports a script of the repository (tools/, benchmarks/) as a module,
-    its folder on `sys.path` as when it runs (benchmarks import `harness`)."""
-
-    def load(relative_path: str):
-        path = ROOT / relative_path
-        spec = importlib.util.spec_from_file_location(path.stem, path)
-        module = importlib.util.module_from_spec(spec)
-        sys.path.insert(0, str(path.parent))
-        try:
-            spec.loader.exec_module(module)
-        finally:
-            sys.path.remove(str(path.parent))
-        return module
-
-    return load
+    """`repo_scripts.load_script`, for the tests of the scripts' functions."""
+    return repo_scripts.load_script
 
 
 @pytest.fixture(scope="session")

@@ -9,25 +9,21 @@ import base64
 import http.client
 import io
 import json
-import sys
 import threading
 import urllib.error
 import urllib.request
-from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
+from repo_scripts import load_script
 
 from fer_keras import CLASS_NAMES, demo
 from fer_keras.demo_analysis import MAP_SIZE, DemoAnalyzer, gradcam_unavailable
 
 skimage_data = pytest.importorskip("skimage.data")
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tools"))
-
-import webdriver  # noqa: E402
+webdriver = load_script("tools/webdriver.py")
 
 # Small enough to exceed in a test, large enough for the astronaut as PNG.
 LIMIT = 2 * 2**20
