@@ -17,9 +17,10 @@ ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "fer_keras"
 BACKEND = keras.backend.backend()
 
-# The pure-PyTorch reference models: torch is the module's whole content, and
-# only the conversion tests and the benchmarks import it.
-TORCH_BY_DESIGN = {"torch_reference.py"}
+# Modules whose whole content is one framework: the pure-PyTorch reference
+# models (only the conversion tests and the benchmarks import them), and each
+# backend's module, which `backends.get` imports under that backend only.
+FRAMEWORK_BY_DESIGN = {"torch_reference.py", "backends/tensorflow.py", "backends/torch.py"}
 
 
 def _python(code: str, *args: str, backend: str = BACKEND) -> subprocess.CompletedProcess:
@@ -44,10 +45,27 @@ def test_no_module_imports_tensorflow_or_torch_at_its_top():
     offenders = {
         str(path.relative_to(ROOT)): sorted(found)
         for path in sorted(PACKAGE.rglob("*.py"))
-        if path.name not in TORCH_BY_DESIGN
+        if path.relative_to(PACKAGE).as_posix() not in FRAMEWORK_BY_DESIGN
         and (found := _top_level_imports(path) & {"tensorflow", "torch", "tf_keras_vis"})
     }
     assert offenders == {}
+
+
+def test_the_backend_module_imports_no_other_framework():
+    code = """
+import json, sys
+import keras
+frameworks = lambda: sorted(m for m in ("jax", "tensorflow", "torch") if m in sys.modules)
+before = frameworks()
+from fer_keras import backends
+backends.get()
+print(json.dumps([before, frameworks()]))
+"""
+    result = _python(code)
+    assert result.returncode == 0, result.stderr[-3000:]
+    before, after = json.loads(result.stdout.strip().splitlines()[-1])
+    assert BACKEND in after
+    assert set(after) - set(before) <= {BACKEND}, (before, after)
 
 
 def test_importing_the_package_imports_no_keras_and_no_backend():
