@@ -140,8 +140,7 @@ class Predictor:
         self.model = model
         self.name = model.name
         self.image_shape = (int(input_shape[1]), int(input_shape[2]))
-        self._backend = keras.backend.backend()
-        self._forward = backends.get(self._backend).compile_forward(model)
+        self._forward = backends.get().compile_forward(model)
 
     def _init_exported(self, path: Path, spec: export.ExportFormat,
                        num_threads: int | None) -> None:
@@ -167,7 +166,6 @@ class Predictor:
         self.model = None
         self.name = path.stem
         self.image_shape = (int(shape[1]), int(shape[2]))
-        self._backend = spec.keras_format  # "litert", "onnx" or "tf_saved_model"
 
         def forward(x):
             logits = np.asarray(run(x), dtype="float32")
