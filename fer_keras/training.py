@@ -38,11 +38,9 @@ from fer_keras.checkpoint import (  # noqa: F401 - read_checkpoint_state is publ
 from fer_keras.classes import CLASS_NAMES
 from fer_keras.devices import (  # noqa: F401 - auto_precision is public here
     HostOnly,
-    LabelledAccuracy,
     Placement,
     auto_precision,
     preserved_global_state,
-    set_precision,
 )
 from fer_keras.errors import TrainingError, unknown
 from fer_keras.fit_setup import (  # noqa: F401 - public here since they were written
