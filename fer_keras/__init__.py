@@ -22,6 +22,7 @@ _LAZY = {
     "FixedKernels": "fer_keras.layers",
     "CLASS_NAMES": "fer_keras.classes",
     "available_models": "fer_keras.models",
+    "build_ensemble": "fer_keras.ensemble",
     "build_model": "fer_keras.models",
     "load_model": "fer_keras.loading",
     "load_pretrained": "fer_keras.loading",

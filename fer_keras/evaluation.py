@@ -41,16 +41,18 @@ def predict_proba(
     return total / len(views)
 
 
-def validation_split(data_dir, model_path) -> tuple[np.ndarray, np.ndarray]:
+def validation_split(data_dir, model_path, run: dict | None = None
+                     ) -> tuple[np.ndarray, np.ndarray]:
     """The images and labels a trained model was validated on.
 
     They are the training images its run held out (its seed and
     `--val-split`, or its cross-validation fold), as recorded in the
     run.json beside the model (the card of a pretrained one): the split to
     compare models and test-time augmentation on without touching the test
-    split.
+    split. `run` gives the record instead: an ensemble's, from
+    `fer_keras.ensemble.ensemble_record`.
     """
-    run = source_run(model_path)
+    run = source_run(model_path) if run is None else run
     if not run or "seed" not in run:
         raise ValueError(
             f"{model_path} has no run.json beside it saying which training images "

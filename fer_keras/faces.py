@@ -28,6 +28,7 @@ from fer_keras.detectors import (  # noqa: F401 - re-exported: callers import th
     import_cv2,
     make_detector,
 )
+from fer_keras.ensemble import build_ensemble
 from fer_keras.inference import Predictor, check_model_path, check_pixel_scale
 from fer_keras.tta import resolve_mode
 
@@ -210,7 +211,9 @@ class EmotionRecognizer:
         model: a `.keras` path or a `keras.Model` taking raw 0-255 grey
             (N, H, W, 1) and returning one logit per class of `CLASS_NAMES`,
             or an export of one: `.tflite` (fastest on a CPU), `.onnx` or a
-            SavedModel folder (see `Predictor`).
+            SavedModel folder (see `Predictor`); or a list of `.keras` paths
+            or `keras.Model`s, whose ensemble averages their logits
+            (`fer_keras.ensemble`).
             Default: the shipped default pretrained model
             (`fer_keras.loading.DEFAULT_PRETRAINED`).
         detector: "haar" (default, OpenCV's cascade), "mtcnn" (the
@@ -234,7 +237,7 @@ class EmotionRecognizer:
 
     def __init__(
         self,
-        model: "str | os.PathLike | keras.Model | None" = None,
+        model: "str | os.PathLike | keras.Model | Sequence | None" = None,
         detector: "str | HaarDetector | MtcnnDetector" = "haar",
         margin: float = 0.1,
         tta: bool | str = "none",
@@ -251,10 +254,13 @@ class EmotionRecognizer:
             check_model_path(model, runner="EmotionRecognizer")
         elif isinstance(model, keras.Model):
             loading.check_model(model, len(CLASS_NAMES), source=f"Model {model.name!r}")
+        elif isinstance(model, (list, tuple)):
+            model = build_ensemble(model)
         else:
             raise TypeError(
                 "`model` must be a path to a .keras file or an export of one (.tflite, "
-                ".onnx, SavedModel folder), or a keras.Model. "
+                ".onnx, SavedModel folder), a keras.Model, or a list of .keras paths "
+                "or keras.Models to ensemble. "
                 f"Received: {type(model).__name__}"
             )
         if not 0 <= margin <= 1:

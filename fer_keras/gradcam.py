@@ -33,6 +33,7 @@ import numpy as np
 import keras
 
 from fer_keras.classes import CLASS_NAMES
+from fer_keras.ensemble import is_ensemble, members
 from fer_keras.errors import install_extra, unknown
 from fer_keras.loading import load_model
 from fer_keras.models import gradcam_layer_name
@@ -285,6 +286,12 @@ def _compute(model_or_path, images, class_indices, layer_name, method, batch_siz
     model = model_or_path
     if not isinstance(model, keras.Model):
         model = load_model(model_or_path, num_classes=None)
+    if is_ensemble(model):
+        raise ValueError(
+            f"Grad-CAM explains one model; {model.name!r} is an ensemble of "
+            f"{len(members(model))}, whose maps would mix different features. Compute "
+            "the maps of a member: `fer_keras.ensemble.members(model)[i]`."
+        )
     layer = _resolve_layer(model, layer_name)
     if class_indices is not None:
         class_indices = _check_class_indices(class_indices, len(images),

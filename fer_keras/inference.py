@@ -25,6 +25,7 @@ would be read as nearly black and classified confidently wrong.
 """
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -33,6 +34,7 @@ import keras
 
 from fer_keras import backends, export
 from fer_keras.classes import CLASS_NAMES
+from fer_keras.ensemble import build_ensemble
 from fer_keras.loading import ModelFileError, check_model, load_model
 from fer_keras.tta import num_views, resolve_mode, tta_views
 
@@ -89,6 +91,8 @@ class Predictor:
             the path of a `.keras` file (loaded once, with
             `fer_keras.load_model`), or the path of an export of one: a
             `.tflite` or `.onnx` file or a SavedModel folder (`export.py`).
+            A list of `keras.Model`s or `.keras` paths is their ensemble
+            (`fer_keras.ensemble.build_ensemble`).
         batch_size: the largest number of images computed at once.
         num_threads: CPU threads for a `.tflite` file (default: one per core)
             or an `.onnx` one (default: onnxruntime's choice).
@@ -106,7 +110,7 @@ class Predictor:
 
     def __init__(
         self,
-        model: keras.Model | str | os.PathLike,
+        model: "keras.Model | str | os.PathLike | Sequence[keras.Model | str | os.PathLike]",
         batch_size: int = 256,
         num_threads: int | None = None,
         tta: bool | str = "none",
@@ -117,6 +121,8 @@ class Predictor:
                 f"`batch_size` must be a positive integer. Received: batch_size={batch_size!r}"
             )
         self.batch_size = int(batch_size)
+        if isinstance(model, (list, tuple)):
+            model = build_ensemble(model)
         if isinstance(model, (str, os.PathLike)):
             spec = export.format_of(model)
             if spec is not None:

@@ -208,3 +208,14 @@ def test_grid_png(trained, tmp_path):
     assert output.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     width, height = Image.open(output).size
     assert height > width > 300  # three rows of three, the second row short of one
+
+
+def test_an_ensemble_is_refused_with_what_to_do_instead(trained):
+    from fer_keras import ensemble
+
+    _, _, images, _, _ = trained
+    model = ensemble.build_ensemble([fer_keras.build_model("baseline"),
+                                     fer_keras.build_model("baseline")])
+    with pytest.raises(ValueError, match=r"'ensemble' is an ensemble of 2.*"
+                                         r"fer_keras\.ensemble\.members\(model\)\[i\]"):
+        gradcam.gradcam_maps(model, images[:2])

@@ -272,6 +272,27 @@ def test_tta_takes_the_modes_of_evaluate(photos, model_path, tmp_path):
                                atol=1e-5)
 
 
+def test_several_model_paths_predict_with_their_ensemble(photos, model_path, tmp_path):
+    from fer_keras import faces
+
+    keras.utils.set_random_seed(5)
+    second = tmp_path / "second.keras"
+    fer_keras.build_model("baseline").save(second)
+    photo = photos / "astronaut.jpg"
+    predict.main([str(photo), "--model-path", str(model_path), "--model-path", str(second),
+                  "--output-dir", str(tmp_path / "out"), "--backend", BACKEND])
+    records = json.loads((tmp_path / "out" / "predictions.json").read_text())
+    assert records["model"] == [str(model_path), str(second)]
+    (face,) = records["files"][0]["faces"]
+    got = list(face["probabilities"].values())
+    found = {}
+    for name, model in (("ensemble", [model_path, second]), ("first", model_path)):
+        recognizer = faces.EmotionRecognizer(model, detection_size=prediction.IMAGE_DETECTION_SIZE)
+        (found[name],) = recognizer.predict(faces.load_image(photo))
+    np.testing.assert_allclose(got, found["ensemble"].probabilities, atol=1e-5)
+    assert np.abs(found["first"].probabilities - found["ensemble"].probabilities).max() > 1e-4
+
+
 @pytest.mark.parametrize("argv, expected", [
     (["--tta", "a.jpg"], ["--tta=mirror", "a.jpg"]),
     (["--tta", "dir/photo"], ["--tta=mirror", "dir/photo"]),

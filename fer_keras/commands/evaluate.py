@@ -1,7 +1,8 @@
 """Evaluate trained models on the FER2013 test split.
 
 `python evaluate.py` evaluates the newest model under runs/ (or the shipped
-pretrained model); several --model-path values give one comparison table.
+pretrained model); several --model-path values give one comparison table,
+or with --ensemble the one ensemble that averages their logits.
 """
 
 import argparse
@@ -31,6 +32,9 @@ def main(argv: list[str] | None = None, prog: str = "evaluate.py") -> None:
     if args.split != "val":
         split = data.load_split(data_dir, args.split)
         print(f"Evaluating on {len(split[1])} {args.split} images from {data_dir}")
+    if args.ensemble:
+        _evaluate_ensemble(paths, models, data_dir, split, args, [*prog.split(), *argv])
+        return
     results = {}
     for index, (path, model) in enumerate(zip(paths, models), start=1):
         out = _output_folder(args, path, index, len(paths))
@@ -67,6 +71,10 @@ def build_parser(prog: str = "evaluate.py") -> argparse.ArgumentParser:
                         "(default: an eval/ folder beside each model, eval_SPLIT/ "
                         "for a split other than test, so ./eval for a model in the "
                         "current folder; runs/pretrained_NAME/eval for a pretrained one)")
+    parser.add_argument("--ensemble", action="store_true",
+                        help="evaluate the ensemble of the --model-path .keras files "
+                        "(the mean of their logits) instead of each; with --split "
+                        "val, they must have held out the same images")
     parser.add_argument("--runs-dir", default="runs", help="where to look for the newest model")
     cli.add_tta_argument(parser, tta.TTA_MODES, unit="image")
     parser.add_argument("--batch-size", type=cli.positive_int, default=256)
@@ -99,6 +107,12 @@ def _load_models(paths: list[Path], args: argparse.Namespace,
     from fer_keras.inference import Predictor
 
     exports = [p for p in paths if export.format_of(p) is not None]
+    if args.ensemble and (len(paths) < 2 or exports):
+        parser.error("--ensemble averages two or more .keras models. Received: "
+                     f"--model-path {' '.join(map(str, paths))}")
+    if args.ensemble and args.gradcam:
+        parser.error("--gradcam explains one model, not an ensemble: evaluate a "
+                     "member with --gradcam, or drop it.")
     if args.gradcam and exports:
         parser.error("--gradcam needs the gradients of a .keras model; an export "
                      f"has none. Received: --model-path {' '.join(map(str, paths))}")
@@ -125,17 +139,35 @@ def _output_folder(args: argparse.Namespace, path: Path, index: int, count: int)
     return Path(args.output_dir) / f"model{index}_{path.parent.name or path.stem}"
 
 
-def _evaluate(model, path: Path, out: Path, data_dir: Path, split: tuple | None,
-              args: argparse.Namespace, command: list[str]) -> dict:
+def _evaluate_ensemble(paths: list[Path], models: list, data_dir: Path,
+                       split: tuple | None, args: argparse.Namespace,
+                       command: list[str]) -> dict:
+    """Evaluates the ensemble of `models`, on the validation images all of
+    them held out for --split val."""
+    from fer_keras import ensemble
+
+    run = ensemble.ensemble_record(paths) if split is None else None
+    model = ensemble.build_ensemble(models)
+    label = f"the ensemble of {', '.join(map(str, paths))}"
+    folder = "eval" if args.split == "test" else f"eval_{args.split}"
+    out = Path(args.output_dir) if args.output_dir else Path(args.runs_dir) / "ensemble" / folder
+    return _evaluate(model, paths, out, data_dir, split, args, command, label=label, run=run)
+
+
+def _evaluate(model, path: Path | list[Path], out: Path, data_dir: Path,
+              split: tuple | None, args: argparse.Namespace, command: list[str],
+              label: str | None = None, run: dict | None = None) -> dict:
     """Evaluates one model on `split` (its own held-out images for --split
-    val), prints the report and writes it, with a Grad-CAM grid if asked."""
+    val, or those of the record `run`), prints the report and writes it, with
+    a Grad-CAM grid if asked."""
     from fer_keras import data, evaluation
     from fer_keras.inference import Predictor
     from fer_keras.runinfo import environment_info
 
+    label = label or str(path)
     if split is None:
-        images, labels = evaluation.validation_split(data_dir, path)
-        print(f"Evaluating {path} on the {len(labels)} validation images it held out")
+        images, labels = evaluation.validation_split(data_dir, label, run=run)
+        print(f"Evaluating {label} on the {len(labels)} validation images it held out")
     else:
         images, labels = split
     # LiteRT notes its CPU delegate on the first run of a .tflite model.
@@ -144,7 +176,7 @@ def _evaluate(model, path: Path, out: Path, data_dir: Path, split: tuple | None,
             model, images, labels, output_dir=out, tta=args.tta,
             batch_size=args.batch_size,
             extra={
-                "model_path": str(path),
+                "model_path": [str(p) for p in path] if isinstance(path, list) else str(path),
                 "split": args.split,
                 "data_dir": str(data_dir),
                 "data_counts": data.class_counts(labels),
@@ -152,7 +184,7 @@ def _evaluate(model, path: Path, out: Path, data_dir: Path, split: tuple | None,
                 **environment_info(),
             },
         )
-    print(f"\n{path}")
+    print(f"\n{label}")
     print(evaluation.format_report(metrics))
     if args.gradcam:
         from fer_keras import gradcam

@@ -33,9 +33,12 @@ def parse_args(argv: list[str], prog: str = "predict.py") -> argparse.Namespace:
     parser.add_argument("paths", nargs="*", metavar="PATH",
                         help="image, folder (searched recursively) or video file")
     parser.add_argument("--webcam", type=int, metavar="N", help="read webcam number N")
-    parser.add_argument("--model-path", help=".keras file, or an export of one from "
+    parser.add_argument("--model-path", action="append",
+                        help=".keras file, or an export of one from "
                         "export.py: .tflite, .onnx (needs onnxruntime) or a SavedModel "
-                        "folder (needs tensorflow) (default: the default pretrained model)")
+                        "folder (needs tensorflow) (default: the default pretrained "
+                        "model); given more than once, the ensemble of those .keras "
+                        "files, which averages their logits")
     parser.add_argument("--detector", choices=detectors.DETECTORS, default="haar")
     parser.add_argument("--output-dir", default="predictions")
     cli.add_tta_argument(parser, tta.TTA_MODES, unit="face")
@@ -73,16 +76,19 @@ def main(argv: list[str] | None = None, prog: str = "predict.py") -> None:
     backend = cli.select_backend(argv)
 
     with cli.native_log_filtered():
-        from fer_keras import CLASS_NAMES, faces, inference, media, prediction
+        from fer_keras import CLASS_NAMES, faces, inference, loading, media, prediction
         from fer_keras.results import Results
 
     args = parse_args(argv, prog)
+    model_paths = args.model_path or []
+    # One path is that model, several their ensemble, none the default pretrained.
+    model = model_paths if len(model_paths) > 1 else next(iter(model_paths), None)
     try:
-        if args.model_path:
-            inference.check_model_path(args.model_path, runner="predict.py")
+        for path in model_paths:
+            inference.check_model_path(path, runner="predict.py")
         cli.check_output_folder("--output-dir", args.output_dir)
         recognizer = faces.EmotionRecognizer(
-            args.model_path, detector=args.detector, margin=args.margin, tta=args.tta,
+            model, detector=args.detector, margin=args.margin, tta=args.tta,
             detection_size=args.detection_size or prediction.IMAGE_DETECTION_SIZE,
         )
         if args.show:
@@ -97,7 +103,8 @@ def main(argv: list[str] | None = None, prog: str = "predict.py") -> None:
                            args.max_frames, args.show, args.detection_size, args.smooth,
                            args.max_missed)
     csv_path, json_path = results.write({
-        "model": args.model_path or "pretrained:cbam", "detector": args.detector,
+        "model": model or f"pretrained:{loading.DEFAULT_PRETRAINED}",
+        "detector": args.detector,
         "backend": backend, "tta": args.tta, "classes": list(CLASS_NAMES),
         "smooth_s": args.smooth, "max_missed": args.max_missed,
     })
