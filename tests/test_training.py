@@ -416,13 +416,6 @@ def test_a_damaged_newest_backup_is_set_aside_and_the_one_before_used(data_dir, 
     keras.saving.load_model(out / "model.keras")
 
 
-def test_a_run_resumed_later_draws_new_shuffles_and_augmentations():
-    assert training.stream_seed(7, 0) == 7
-    later = {training.stream_seed(7, epoch) for epoch in range(1, 6)}
-    assert len(later) == 5 and 7 not in later
-    assert all(0 <= s < 2**31 for s in later)
-
-
 def test_cross_validation_reports_mean_and_spread(data_dir, tmp_path):
     out = tmp_path / "cv"
     summary = training.train(_config(data_dir, out, epochs=1, folds=2, steps_per_epoch=2))
