@@ -4,14 +4,12 @@ An ensemble is the cheapest accuracy there is once models are trained: no
 training, one forward pass per member. Here it is a plain functional model,
 raw 0-255 grey (N, H, W, 1) in and one logit per class out, built from stock
 Keras layers (the members nested, `keras.layers.Average` on top). So it saves
-as one `.keras` file, loads under any backend without this package's help
-beyond its layers, and goes wherever a single model goes: `Predictor`,
-`EmotionRecognizer`, `evaluate.py`, the exports.
+as one `.keras` file, loads under any backend, and goes where a single model
+goes: `Predictor`, `EmotionRecognizer`, `evaluate.py`.
 
 The mean of logits is the normalized geometric mean of the members'
-probabilities; on FER2013's validation split it scored the same as the mean
-of probabilities (`benchmarks/README.md`, "Ensembles"), and needs no custom
-layer.
+probabilities. On FER2013's validation split it scored as the mean of
+probabilities does (README, "Ensembles"), and it needs no custom layer.
 """
 
 import os

@@ -176,11 +176,14 @@ def test_a_saved_ensemble_keeps_its_members_validation_split(pair, data_dir, tmp
 
 
 @pytest.mark.parametrize("split", ["test", "val"])
-def test_evaluate_scores_the_ensemble(pair, data_dir, tmp_path, split):
+def test_evaluate_scores_the_ensemble(pair, data_dir, tmp_path, split, capsys):
     paths = _members_with_runs(pair, data_dir, tmp_path)
     out = tmp_path / "eval"
     evaluate.main(["--model-path", *map(str, paths), "--ensemble", "--split", split,
                    "--data-dir", str(data_dir), "--output-dir", str(out)])
+    printed = capsys.readouterr().out
+    assert f"the ensemble of {paths[0]}, {paths[1]}" in printed
+    assert ("validation images they all held out" in printed) == (split == "val")
     metrics = json.loads((out / "metrics.json").read_text())
     if split == "test":
         images, labels = data.load_split(data_dir, "test")

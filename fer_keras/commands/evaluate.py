@@ -167,7 +167,9 @@ def _evaluate(model, path: Path | list[Path], out: Path, data_dir: Path,
     label = label or str(path)
     if split is None:
         images, labels = evaluation.validation_split(data_dir, label, run=run)
-        print(f"Evaluating {label} on the {len(labels)} validation images it held out")
+        held_out_by = "they all" if isinstance(path, list) else "it"
+        print(f"Evaluating {label} on the {len(labels)} validation images "
+              f"{held_out_by} held out")
     else:
         images, labels = split
     # LiteRT notes its CPU delegate on the first run of a .tflite model.
