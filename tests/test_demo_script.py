@@ -27,6 +27,12 @@ def script():
     return demo_command
 
 
+def _ctrl_c_as_in_a_terminal():
+    # A suite started in the background (`nohup ... &`) ignores SIGINT, and a
+    # child inherits that: the demo would never see the Ctrl+C this test sends.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_demo_serves_the_page_until_interrupted(baseline_path, tmp_path):
     env = {k: v for k, v in os.environ.items() if k != "KERAS_BACKEND"}
     log = tmp_path / "stderr.txt"
@@ -34,7 +40,8 @@ def test_demo_serves_the_page_until_interrupted(baseline_path, tmp_path):
         process = subprocess.Popen(
             [sys.executable, str(ROOT / "demo.py"), "--model", str(baseline_path), "--port", "0",
              "--max-upload-mb", "0.5", "--backend", BACKEND],
-            stdout=subprocess.PIPE, stderr=stderr, text=True, cwd=ROOT, env=env)
+            stdout=subprocess.PIPE, stderr=stderr, text=True, cwd=ROOT, env=env,
+            preexec_fn=_ctrl_c_as_in_a_terminal)
     try:
         line = process.stdout.readline()  # the server's address, once it listens
         assert line.startswith(f"Web demo of baseline.keras ({BACKEND} backend) at "
