@@ -43,11 +43,12 @@ def build_ensemble(models: Sequence[ModelLike], name: str = "ensemble") -> keras
     The members' layers are shared, not copied: a `keras.Model` passed in is
     neither changed nor duplicated.
     """
-    if isinstance(models, (str, os.PathLike, keras.Model)) or len(models) < 2:
-        count = 1 if isinstance(models, (str, os.PathLike, keras.Model)) else len(models)
+    if isinstance(models, (str, os.PathLike, keras.Model)):
+        models = [models]
+    if len(models) < 2:
         raise ValueError(
             "An ensemble needs at least two models. "
-            f"Received: {count} model{'s' if count != 1 else ''}."
+            f"Received: {len(models)} model{'s' if len(models) != 1 else ''}."
         )
     loaded = [_as_model(m, index) for index, m in enumerate(models, start=1)]
     shapes = [tuple(m.inputs[0].shape[1:]) for m in loaded]

@@ -28,7 +28,6 @@ from fer_keras.detectors import (  # noqa: F401 - re-exported: callers import th
     import_cv2,
     make_detector,
 )
-from fer_keras.ensemble import build_ensemble
 from fer_keras.inference import Predictor, check_model_path, check_pixel_scale
 from fer_keras.tta import resolve_mode
 
@@ -254,9 +253,7 @@ class EmotionRecognizer:
             check_model_path(model, runner="EmotionRecognizer")
         elif isinstance(model, keras.Model):
             loading.check_model(model, len(CLASS_NAMES), source=f"Model {model.name!r}")
-        elif isinstance(model, (list, tuple)):
-            model = build_ensemble(model)
-        else:
+        elif not isinstance(model, (list, tuple)):  # a list: Predictor builds the ensemble
             raise TypeError(
                 "`model` must be a path to a .keras file or an export of one (.tflite, "
                 ".onnx, SavedModel folder), a keras.Model, or a list of .keras paths "

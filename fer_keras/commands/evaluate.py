@@ -124,11 +124,16 @@ def _load_models(paths: list[Path], args: argparse.Namespace,
             else loading.load_model(p) for p in paths]
 
 
+def _folder_name(split: str) -> str:
+    """The results folder of a split: eval/ for test, eval_SPLIT/ otherwise."""
+    return "eval" if split == "test" else f"eval_{split}"
+
+
 def _output_folder(args: argparse.Namespace, path: Path, index: int, count: int) -> Path:
     """Where the metrics and plots of the `index`-th of `count` models go."""
     from fer_keras import loading
 
-    folder = "eval" if args.split == "test" else f"eval_{args.split}"
+    folder = _folder_name(args.split)
     if args.output_dir is None and loading.is_pretrained(path):
         # Not inside the installed package: beside the user's runs.
         return Path(args.runs_dir) / f"pretrained_{path.stem}" / folder
@@ -149,8 +154,8 @@ def _evaluate_ensemble(paths: list[Path], models: list, data_dir: Path,
     run = ensemble.ensemble_record(paths) if split is None else None
     model = ensemble.build_ensemble(models)
     label = f"the ensemble of {', '.join(map(str, paths))}"
-    folder = "eval" if args.split == "test" else f"eval_{args.split}"
-    out = Path(args.output_dir) if args.output_dir else Path(args.runs_dir) / "ensemble" / folder
+    out = (Path(args.output_dir) if args.output_dir
+           else Path(args.runs_dir) / "ensemble" / _folder_name(args.split))
     return _evaluate(model, paths, out, data_dir, split, args, command, label=label, run=run)
 
 
