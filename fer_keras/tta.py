@@ -86,10 +86,16 @@ def _five_crops(images, crop_h, crop_w):
 
 
 def _resize(images, height, width):
-    """Bilinear resize with half-pixel centres (as Keras' `resize`), as two matrix products."""
+    """Bilinear resize with half-pixel centres (as Keras' `resize`), as two matrix products.
+
+    Batched `matmul` on (N, C, H, W) planes: a three-operand `einsum` loops
+    over every index and is about 100 times slower.
+    """
     rows = _interpolation_matrix(images.shape[1], height)
     cols = _interpolation_matrix(images.shape[2], width)
-    return np.einsum("ij,njkc,lk->nilc", rows, images, cols).astype("float32")
+    planes = np.moveaxis(np.asarray(images, dtype="float32"), -1, 1)
+    resized = np.matmul(np.matmul(rows, planes), cols.T)
+    return np.ascontiguousarray(np.moveaxis(resized, 1, -1))
 
 
 def _interpolation_matrix(source: int, target: int) -> np.ndarray:

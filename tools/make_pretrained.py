@@ -1,6 +1,7 @@
 """Turn a finished training run into the package's pretrained model and its card.
 
 `python tools/make_pretrained.py runs/cbam_strong12_tf --data-dir ../shared/fer2013`
+`python tools/make_pretrained.py RUN_A RUN_B --name cbam_resnet18 --data-dir ...` (an ensemble)
 
 Stores the run's best model (chosen by validation accuracy during training)
 with float16 weights and no optimizer state as
@@ -11,11 +12,17 @@ and writes `<model>.json` (every figure) and `<model>.md` (the model card)
 beside it, and the confusion matrix, per-class plot, training curves and
 history under `docs/pretrained_<model>/`. A run started with `--init-from`
 another run is described with that run: every command, one history.
+
+Several run folders make one ensemble (`fer_keras.build_ensemble`, the mean
+of their logits), stored and measured the same way; its card also gives each
+member alone and how each was trained, with `member<i>_curves.png`. The runs
+must have held out the same validation images.
 """
 
 import argparse
 import csv
 import json
+import statistics
 import sys
 import tempfile
 from pathlib import Path
@@ -56,17 +63,32 @@ def run_chain(run_dir: Path) -> list[tuple[Path | None, dict]]:
 
 
 def joined_history(chain) -> list[dict]:
-    """The histories of a chain of runs as one, epochs numbered on."""
+    """The histories of a chain of runs as one, epochs numbered on.
+
+    Every run before the last ends at its best epoch: the next run started
+    from that checkpoint, so the epochs after it are not in the model.
+    """
     from fer_keras.history import read_history
 
     rows, offset = [], 0
-    for history_path, _ in chain:
+    for position, (history_path, record) in enumerate(chain):
         if history_path is None:
             continue
         history = read_history(history_path)
+        if position < len(chain) - 1 and record.get("best_epoch"):
+            history = history[: len(history) - (record["epochs"] - record["best_epoch"])]
         rows += [{**r, "epoch": str(int(r["epoch"]) + offset)} for r in history]
         offset += len(history)
     return rows
+
+
+def chain_title(runs: list[dict]) -> str:
+    """What the joined history of `runs` shows: each run's recipe and epochs,
+    the earlier ones up to the best epoch the next run started from."""
+    return " then ".join(
+        f"{r['recipe_name']} {r['epochs']} epochs" if i == len(runs) - 1 or not r.get("best_epoch")
+        else f"{r['recipe_name']} {r['best_epoch']} of {r['epochs']} epochs"
+        for i, r in enumerate(runs))
 
 
 def training_hours(runs: list[dict]) -> float:
@@ -78,17 +100,10 @@ def _row(metrics) -> str:
     return " | ".join(f"{metrics['per_class'][n]['accuracy']:.1%}" for n in metrics["per_class"])
 
 
-def model_card(name: str, info: dict) -> str:
+def _numbers(name: str, info: dict) -> list[str]:
     run, val, test, test_tta = info["run"], info["val"], info["test"], info["test_tta"]
-    chain = info.get("runs", [run])
     classes = list(test["per_class"])
-    lines = [
-        f"# Pretrained `{name}`",
-        "",
-        f"`fer_keras.load_pretrained(\"{name}\")` returns this model: raw 0-255 grey faces of "
-        "shape (N, 48, 48, 1) in, 7 logits out, classes in FER2013 order "
-        f"({', '.join(classes)}).",
-        "",
+    return [
         "## Numbers",
         "",
         "| split | images | accuracy | macro F1 |",
@@ -120,10 +135,37 @@ def model_card(name: str, info: dict) -> str:
         "",
         f"![Confusion matrix](../../docs/pretrained_{name}/confusion_matrix.png)",
         "",
-        f"![Training curves](../../docs/pretrained_{name}/curves.png)",
+    ]
+
+
+def _members(name: str, info: dict) -> list[str]:
+    """The ensemble's members alone, beside the ensemble, and how each was trained."""
+    keys = ("val", "val_ten_crop", "test", "test_ten_crop")
+    lines = [
+        "## Members",
         "",
-        "## How it was trained",
+        "Each member alone, measured as part of this file (float16 weights):",
         "",
+        "| member | model | validation | validation, ten-crop | test | test, ten-crop |",
+        "|---|---|---:|---:|---:|---:|",
+        *(f"| {i} | `{m['run']['model']}` | "
+          + " | ".join(f"{m[k]['accuracy']:.2%}" for k in keys) + " |"
+          for i, m in enumerate(info["members"], start=1)),
+        "| ensemble | | " + " | ".join(f"{info[k]['accuracy']:.2%}" for k in keys) + " |",
+        "",
+    ]
+    for i, member in enumerate(info["members"], start=1):
+        lines += [f"### Member {i}: `{member['run']['model']}`", "",
+                  f"![Training curves](../../docs/pretrained_{name}/member{i}_curves.png)", "",
+                  *_training(member)]
+    return lines
+
+
+def _training(facts: dict) -> list[str]:
+    """How one model was trained: the commands of its chain of runs and their figures."""
+    run = facts["run"]
+    chain = facts.get("runs", [run])
+    return [
         *([f"{len(chain)} runs: each after the first started from the best "
            "checkpoint of the one before (`--init-from`) with a fresh optimizer and "
            "a new learning-rate cycle, on the same validation split.", ""]
@@ -143,10 +185,48 @@ def model_card(name: str, info: dict) -> str:
         f"- {sum(r['epochs'] for r in chain)} epochs in all; "
         f"backend {', '.join(dict.fromkeys(r['backend'] for r in chain))}, "
         f"keras {run['versions']['keras']}, on {run['device']}, "
-        f"{info['seconds_per_epoch']:.0f} s per epoch (median); "
+        f"{facts['seconds_per_epoch']:.0f} s per epoch (median); "
         f"{training_hours(chain):.1f} hours of training in all (wall time of the "
         "training processes, validation included)",
         "",
+    ]
+
+
+def model_card(name: str, info: dict) -> str:
+    """The card of a pretrained model, or of an ensemble (`info["members"]`)."""
+    test = info["test"]
+    classes = ", ".join(test["per_class"])
+    members = info.get("members")
+    if members:
+        intro = (
+            f"`fer_keras.load_pretrained(\"{name}\")` returns this ensemble: raw 0-255 "
+            "grey faces of shape (N, 48, 48, 1) in, the mean of the logits of its "
+            f"{len(members)} members ({', '.join(m['run']['model'] for m in members)}) out, "
+            f"7 classes in FER2013 order ({classes}). One face costs a forward pass "
+            "of every member (per test-time view). `fer_keras.build_ensemble` made it; "
+            "the members trained apart, on the same training images, and hold out "
+            "the same validation images."
+        )
+        body = _members(name, info)
+        hours = (f"Training of all members: {info['cpu_hours']:.1f} hours (wall time of "
+                 "the training processes).")
+    else:
+        intro = (
+            f"`fer_keras.load_pretrained(\"{name}\")` returns this model: raw 0-255 grey "
+            "faces of shape (N, 48, 48, 1) in, 7 logits out, classes in FER2013 order "
+            f"({classes})."
+        )
+        body = [f"![Training curves](../../docs/pretrained_{name}/curves.png)", "",
+                "## How it was trained", "", *_training(info)]
+        hours = None
+    lines = [
+        f"# Pretrained `{name}`",
+        "",
+        intro,
+        "",
+        *_numbers(name, info),
+        *body,
+        *([hours, ""] if hours else []),
         "## File",
         "",
         f"`{name}.keras`, {info['file_bytes'] / 2**20:.1f} MiB: weights stored as float16 "
@@ -171,58 +251,88 @@ def main(argv=None) -> None:
     argv = sys.argv[1:] if argv is None else argv
     cli.select_backend(argv)
 
-    import numpy as np
-
     import keras
 
-    from fer_keras import compact, data, evaluation, export, loading, models
+    from fer_keras import compact, data, ensemble, evaluation, export, loading, models
     from fer_keras.inference import Predictor
     from fer_keras.plots import plot_curves
     from fer_keras.runinfo import environment_info
 
     parser = argparse.ArgumentParser(description=__doc__)
     cli.add_backend_argument(parser)
-    parser.add_argument("run_dir", type=Path, help="a finished train.py run folder")
+    parser.add_argument("run_dirs", type=Path, nargs="+", metavar="run_dir",
+                        help="a finished train.py run folder; two or more make an ensemble "
+                             "of their models (the mean of their logits)")
     parser.add_argument("--data-dir", help="FER2013 folder (default: $FER2013_DIR)")
-    parser.add_argument("--name", help="pretrained name (default: the run's model)")
+    parser.add_argument("--name", help="pretrained name (default: the run's model; for an "
+                                       "ensemble, the members' models joined by '_')")
     args = parser.parse_args(argv)
 
-    chain = run_chain(args.run_dir)
-    run = chain[-1][1]
-    for _, record in chain:
-        if record.get("status") != "completed":
-            sys.exit(f"error: the run of {record.get('model_path')} has status "
-                     f"{record.get('status')!r}; finish the run first.")
-    name = args.name or run["model"]
+    chains = [run_chain(run_dir) for run_dir in args.run_dirs]
+    for chain in chains:
+        for _, record in chain:
+            if record.get("status") != "completed":
+                sys.exit(f"error: the run of {record.get('model_path')} has status "
+                         f"{record.get('status')!r}; finish the run first.")
+    runs = [chain[-1][1] for chain in chains]
+    paths = [run_dir / "model.keras" for run_dir in args.run_dirs]
+    is_ensemble = len(paths) > 1
+    name = args.name or "_".join(r["model"] for r in runs)
+    # An ensemble is validated on the images all its members held out, or refused.
+    run = ensemble.ensemble_record(paths) if is_ensemble else runs[0]
     target = loading.PRETRAINED_DIR / f"{name}.keras"
-    # Loaded uncompiled and saved again: the checkpoint's optimizer state stays behind.
-    # In float32 whatever precision trained it (the LiteRT export needs it too).
-    full = models.float32_copy(loading.load_model(args.run_dir / "model.keras"))
+    # Loaded uncompiled and saved again: the checkpoints' optimizer state stays behind.
+    # In float32 whatever precision trained them (the LiteRT export needs it too).
+    fulls = [models.float32_copy(loading.load_model(path)) for path in paths]
+    full = ensemble.build_ensemble(fulls, name=name) if is_ensemble else fulls[0]
     with tempfile.TemporaryDirectory() as tmp:
         full.save(Path(tmp) / "model.keras")
         compact.save_float16(Path(tmp) / "model.keras", target)
 
     data_dir = data.locate_data(args.data_dir)
-    val_images, val_labels = evaluation.validation_split(data_dir, args.run_dir / "model.keras")
+    val_images, val_labels = evaluation.validation_split(data_dir, paths[0], run=run)
     test_images, test_labels = data.load_split(data_dir, "test")
 
     model = loading.load_model(target)
-    docs = ROOT / "docs"
+    out = ROOT / "docs" / f"pretrained_{name}"
     val = evaluation.evaluate(model, val_images, val_labels)
     val_tta = evaluation.evaluate(model, val_images, val_labels, tta="mirror")
     val_ten_crop = evaluation.evaluate(model, val_images, val_labels, tta="ten_crop")
-    test = evaluation.evaluate(model, test_images, test_labels,
-                               output_dir=docs / f"pretrained_{name}")
-    history = joined_history(chain)
-    with open(docs / f"pretrained_{name}" / "history.csv", "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(history[0]))
-        writer.writeheader()
-        writer.writerows(history)
-    plot_curves(history, docs / f"pretrained_{name}" / "curves.png",
-                title=f"pretrained {name}: " + " then ".join(
-                    f"{r['recipe_name']} {r['epochs']} epochs" for _, r in chain))
+    test = evaluation.evaluate(model, test_images, test_labels, output_dir=out)
     test_tta = evaluation.evaluate(model, test_images, test_labels, tta="mirror")
     test_ten_crop = evaluation.evaluate(model, test_images, test_labels, tta="ten_crop")
+    trained = []
+    for index, chain in enumerate(chains, start=1):
+        prefix = f"member{index}_" if is_ensemble else ""
+        history = joined_history(chain)
+        with open(out / f"{prefix}history.csv", "w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=list(history[0]))
+            writer.writeheader()
+            writer.writerows(history)
+        records = [r for _, r in chain]
+        title = f"{name} member {index}, {records[-1]['model']}" if is_ensemble else name
+        plot_curves(history, out / f"{prefix}curves.png",
+                    title=f"pretrained {title}: {chain_title(records)}")
+        trained.append({
+            "run": records[-1],
+            "runs": records,
+            "seconds_per_epoch": statistics.median(t for r in records for t in r["epoch_time_s"]),
+            "cpu_hours": training_hours(records),
+        })
+    if is_ensemble:
+        for facts, member in zip(trained, ensemble.members(model)):
+            facts.update({
+                "val": evaluation.evaluate(member, val_images, val_labels),
+                "val_ten_crop": evaluation.evaluate(member, val_images, val_labels,
+                                                    tta="ten_crop"),
+                "test": evaluation.evaluate(member, test_images, test_labels),
+                "test_ten_crop": evaluation.evaluate(member, test_images, test_labels,
+                                                     tta="ten_crop"),
+            })
+        described = {"run": run, "members": trained,
+                     "cpu_hours": sum(m["cpu_hours"] for m in trained)}
+    else:
+        described = trained[0]
     litert = {}
     if keras.backend.backend() == "tensorflow":
         with tempfile.TemporaryDirectory() as tmp:
@@ -247,10 +357,7 @@ def main(argv=None) -> None:
         "changed_predictions": int((half_pred != full_pred).sum()),
         # Lets a test check the file under each backend on a sample, not the whole split.
         "test_predictions": half_pred.tolist(),
-        "seconds_per_epoch": float(np.median([t for _, r in chain for t in r["epoch_time_s"]])),
-        "cpu_hours": training_hours([r for _, r in chain]),
-        "run": run,
-        "runs": [r for _, r in chain],
+        **described,
         **litert,
         "val": val,
         "test": test,
