@@ -41,7 +41,10 @@ def build_ensemble(models: Sequence[ModelLike], name: str = "ensemble") -> keras
             `f"{name}_member{i}"` (from 1), its output layer `f"{name}_logits"`.
 
     The members' layers are shared, not copied: a `keras.Model` passed in is
-    neither changed nor duplicated.
+    not changed. A member whose weights have the names of an earlier one's
+    (two runs of one architecture) is copied with its layers renamed
+    `f"{name}_member{i}_..."`: the torch backend keys a model's parameters
+    by those names, and would otherwise lose all but one member's.
     """
     if isinstance(models, (str, os.PathLike, keras.Model)):
         models = [models]
@@ -58,8 +61,13 @@ def build_ensemble(models: Sequence[ModelLike], name: str = "ensemble") -> keras
             f"the inputs of the others to one of them. Received: input shapes {shapes}"
         )
     inputs = keras.Input(shape=shapes[0], name=f"{name}_input")
-    logits = []
+    logits, seen = [], set()
     for index, member in enumerate(loaded, start=1):
+        paths = {v.path for v in member.trainable_variables}
+        if paths & seen:
+            member = _renamed(member, prefix=f"{name}_member{index}_")
+            paths = {v.path for v in member.trainable_variables}
+        seen |= paths
         # A new functional view of the member's layers under a unique name:
         # nested models must be named apart, and the caller's model is not renamed.
         view = keras.Model(member.inputs[0], member.outputs[0], name=f"{name}_member{index}")
@@ -143,6 +151,16 @@ def save_ensemble(paths: Sequence[str | os.PathLike], output_dir: str | os.PathL
     os.replace(partial, path)
     write_json(output_dir / "run.json", {**record, "model_path": str(path)})
     return path
+
+
+def _renamed(model: keras.Model, prefix: str) -> keras.Model:
+    """A copy of `model` with the same weights and its layers named `prefix + name`."""
+    def clone(layer):
+        return layer.__class__.from_config({**layer.get_config(), "name": prefix + layer.name})
+
+    copy = keras.models.clone_model(model, clone_function=clone)
+    copy.set_weights(model.get_weights())
+    return copy
 
 
 def _as_model(model: ModelLike, index: int) -> keras.Model:

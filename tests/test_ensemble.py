@@ -215,3 +215,17 @@ def test_evaluate_refuses_an_ensemble_it_cannot_score(pair, tmp_path, capsys, ex
                        "--data-dir", str(tmp_path / "absent")])
     assert exit_info.value.code == 2
     assert message in capsys.readouterr().err
+
+
+def test_members_of_one_architecture_keep_weights_of_their_own():
+    keras.utils.set_random_seed(3)
+    first, second = fer_keras.build_model("baseline"), fer_keras.build_model("baseline")
+    names = [layer.name for layer in second.layers]
+    model = fer_keras.build_ensemble([first, second])
+    # Every weight under a name of its own: the torch backend keys parameters by it.
+    paths = [v.path for v in model.trainable_variables]
+    assert len(paths) == len(set(paths)) == 2 * len(first.trainable_variables)
+    assert [layer.name for layer in second.layers] == names
+    x = np.random.default_rng(0).uniform(0, 255, (3, 48, 48, 1)).astype("float32")
+    expected = (keras.ops.convert_to_numpy(first(x)) + keras.ops.convert_to_numpy(second(x))) / 2
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(model(x)), expected, atol=1e-5)

@@ -58,6 +58,19 @@ def test_round_trip_gives_the_keras_logits(model, tmp_path, format):
     assert export.compare(model, path, format) < export.MAX_ABS_DIFF
 
 
+@pytest.mark.parametrize("format", export.FORMATS)
+def test_an_ensemble_exports_as_one_model(tmp_path, format):
+    reason = exportable(format)
+    if reason:
+        pytest.skip(reason)
+    pytest.importorskip(export.EXPORT_FORMATS[format].runtime[0])
+    keras.utils.set_random_seed(0)
+    ensemble = fer_keras.build_ensemble([fer_keras.build_model("baseline") for _ in range(2)])
+    path = export.export_model(ensemble, export.default_path(tmp_path / "model.keras", format),
+                               format)
+    assert export.compare(ensemble, path, format) < export.MAX_ABS_DIFF
+
+
 def test_unsupported_pairs_say_which_backend_works():
     with pytest.raises(ValueError, match="cannot export tflite under the jax backend"):
         export.check_format("tflite", backend="jax")
