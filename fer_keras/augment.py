@@ -391,6 +391,11 @@ def _crop44(seed: int) -> keras.layers.Pipeline:
     )
 
 
+# The centre zoom at inference that shows a model the faces at the scale its
+# augmentation trained it on (`fer_keras.models.with_inference_zoom`): a
+# shipped crop44 model scores 2.4 points higher plain on validation with it.
+INFERENCE_ZOOM: dict[str, float] = {"crop44": CROP_SIDE / 48}
+
 AUGMENTATIONS: dict[str, Callable[[int], keras.layers.Pipeline | None]] = {
     "none": _none,
     "seed": _seed,

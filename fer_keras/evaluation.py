@@ -12,6 +12,7 @@ from fer_keras import data
 from fer_keras.classes import CLASS_NAMES
 from fer_keras.inference import Predictor, check_pixel_scale
 from fer_keras.loading import ModelFileError, pretrained_path, source_run
+from fer_keras.models import inference_zoom
 from fer_keras.plots import plot_confusion_matrix, plot_per_class
 from fer_keras.tta import resolve_mode, tta_views
 
@@ -25,11 +26,16 @@ def predict_proba(
     `model` is a Keras model, or a `Predictor` (which also runs `.tflite`
     exports). `tta` averages the probabilities over views of each image: one
     of `fer_keras.tta.TTA_MODES` ("mirror", the image and its mirror image;
-    "ten_crop", ten crops), True meaning "mirror".
+    "ten_crop", ten crops, as a model that zooms in itself sees them), True
+    meaning "mirror".
     """
     check_pixel_scale(images)
     images = np.asarray(images, dtype="float32")
-    views = tta_views(images[..., None] if images.ndim == 3 else images, tta)
+    zoom = None
+    if resolve_mode(tta) == "ten_crop":
+        keras_model = model.model if isinstance(model, Predictor) else model
+        zoom = inference_zoom(keras_model) if keras_model is not None else None
+    views = tta_views(images[..., None] if images.ndim == 3 else images, tta, zoom=zoom)
     total = None
     for view in views:
         if isinstance(model, Predictor):

@@ -36,7 +36,8 @@ from fer_keras.classes import CLASS_NAMES
 from fer_keras.ensemble import is_ensemble, members
 from fer_keras.errors import install_extra, unknown
 from fer_keras.loading import load_model
-from fer_keras.models import gradcam_layer_name
+from fer_keras.models import gradcam_layer_name, inference_zoom
+from fer_keras.tta import resize
 
 METHODS = ("gradcam", "gradcam++")
 
@@ -418,7 +419,26 @@ def _tf_compute(model, images, class_indices, layer, method, batch_size) -> dict
         )
         maps.append(np.asarray(cams).reshape(batch.shape[:3]))
     maps = np.clip(np.nan_to_num(np.concatenate(maps)), 0.0, 1.0).astype("float32")
+    zoom = inference_zoom(model)
+    if zoom is not None:
+        maps = _into_centre(maps, zoom)
     return {"maps": maps, "logits": logits, "layer": layer}
+
+
+def _into_centre(maps: np.ndarray, zoom: float) -> np.ndarray:
+    """The maps of a model that zooms in (`InferenceZoom`) on the pixels it saw.
+
+    tf-keras-vis stretches each map over the whole input, but the feature
+    maps of such a model cover only the centre `zoom` of the image: shrink
+    each map into that centre, with nothing outside it.
+    """
+    height, width = maps.shape[1:3]
+    crop_h, crop_w = round(zoom * height), round(zoom * width)
+    top, left = (height - crop_h) // 2, (width - crop_w) // 2
+    placed = np.zeros_like(maps)
+    placed[:, top:top + crop_h, left:left + crop_w] = resize(
+        maps[..., None], crop_h, crop_w)[..., 0]
+    return np.clip(placed, 0.0, 1.0)
 
 
 def _float32(model: keras.Model) -> keras.Model:

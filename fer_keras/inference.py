@@ -36,6 +36,7 @@ from fer_keras import backends, export
 from fer_keras.classes import CLASS_NAMES
 from fer_keras.ensemble import build_ensemble
 from fer_keras.loading import ModelFileError, check_model, load_model
+from fer_keras.models import inference_zoom
 from fer_keras.tta import num_views, resolve_mode, tta_views
 
 
@@ -204,7 +205,8 @@ class Predictor:
         if self.tta == "none":
             views = x
         else:
-            views = np.concatenate(tta_views(x, self.tta))
+            zoom = inference_zoom(self.model) if self.model is not None else None
+            views = np.concatenate(tta_views(x, self.tta, zoom=zoom))
         probs = [
             np.asarray(self._forward(views[start : start + self.batch_size]))
             for start in range(0, len(views), self.batch_size)

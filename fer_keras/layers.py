@@ -223,3 +223,48 @@ class FusedBatchNormalization(keras.layers.BatchNormalization):
             + variance * (1.0 - momentum)
         )
         return ops.cast(outputs, self.compute_dtype)
+
+
+@keras.saving.register_keras_serializable(package="fer_keras")
+class InferenceZoom(keras.layers.Layer):
+    """At inference, the centre `fraction` of each image resized back to its size.
+
+    A model trained on random crops of a fraction of the face, each resized
+    back to the input size (the crop44 recipe), sees faces larger than the
+    whole image shows them. In front of such a model, this layer shows it at
+    inference the scale it trained on, in one forward pass: the centre crop,
+    resized bilinearly as `fer_keras.tta` resizes its views. In training it
+    passes images through, since the training pipeline crops them already.
+
+    Args:
+        fraction: the side of the crop as a fraction of the image side, in (0, 1].
+    """
+
+    def __init__(self, fraction: float, **kwargs):
+        super().__init__(**kwargs)
+        if not 0.0 < float(fraction) <= 1.0:
+            raise ValueError(f"`fraction` must be in (0, 1]. Received: fraction={fraction}")
+        self.fraction = float(fraction)
+
+    def build(self, input_shape):
+        if len(input_shape) != 4 or None in tuple(input_shape[1:3]):
+            raise ValueError(
+                "InferenceZoom takes images of a fixed size, (N, height, width, channels). "
+                f"Received: input_shape={tuple(input_shape)}"
+            )
+
+    def call(self, inputs, training=None):
+        if training:
+            return inputs
+        height, width = inputs.shape[1], inputs.shape[2]
+        crop_h, crop_w = round(self.fraction * height), round(self.fraction * width)
+        top, left = (height - crop_h) // 2, (width - crop_w) // 2
+        crop = inputs[:, top : top + crop_h, left : left + crop_w, :]
+        return ops.image.resize(crop, (height, width), interpolation="bilinear",
+                                antialias=False, data_format="channels_last")
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {**super().get_config(), "fraction": self.fraction}

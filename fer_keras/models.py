@@ -22,7 +22,13 @@ from keras import layers
 
 from fer_keras import backends
 from fer_keras.errors import unknown
-from fer_keras.layers import CBAM, DATA_FORMATS, FixedKernels, FusedBatchNormalization
+from fer_keras.layers import (
+    CBAM,
+    DATA_FORMATS,
+    FixedKernels,
+    FusedBatchNormalization,
+    InferenceZoom,
+)
 
 INPUT_SHAPE = (48, 48, 1)
 DEFAULT_DATA_FORMAT = "channels_last"
@@ -400,6 +406,53 @@ def float32_copy(model: keras.Model) -> keras.Model:
     copy = keras.models.clone_model(model, clone_function=as_float32)
     copy.set_weights(model.get_weights())
     return copy
+
+
+def with_inference_zoom(model: keras.Model, fraction: float) -> keras.Model:
+    """A copy of `model` with the same weights behind an `InferenceZoom(fraction)`
+    layer named `f"{model.name}_inference_zoom"`: at inference it sees the centre
+    `fraction` of each image at the scale that crop-trained models learned.
+
+    The copy is flat (the zoom is one more layer, not a nested model), so its
+    layers keep their names for Grad-CAM and `copy_weights`.
+    """
+    if any(isinstance(layer, InferenceZoom) for layer in model.layers):
+        raise ValueError(f"Model {model.name!r} already has an InferenceZoom layer.")
+    source = model.inputs[0]
+    inputs = keras.Input(shape=tuple(source.shape[1:]), dtype=source.dtype,
+                         name=f"{model.name}_input")
+    zoomed = InferenceZoom(fraction, name=f"{model.name}_inference_zoom")(inputs)
+
+    def call(layer, *args, **kwargs):
+        # The layers that took the model's input now take the zoomed images.
+        args, kwargs = keras.tree.map_structure(
+            lambda x: zoomed if x is inputs else x, (args, kwargs))
+        return layer(*args, **kwargs)
+
+    copy = keras.models.clone_model(model, input_tensors=inputs, call_function=call)
+    copy_weights(model, copy)
+    return copy
+
+
+def inference_zoom(model: keras.Model) -> float | None:
+    """The `InferenceZoom` fraction of `model` (or of all members of an
+    ensemble), None if it has none: test-time views depend on it
+    (`fer_keras.tta`). Raises a `ValueError` if members zoom differently."""
+    def zooms(model):
+        nested = [layer for layer in model.layers if isinstance(layer, keras.Model)]
+        if nested:
+            return {zoom for inner in nested for zoom in zooms(inner)}
+        return {next((layer.fraction for layer in model.layers
+                      if isinstance(layer, InferenceZoom)), None)}
+
+    fractions = zooms(model)
+    if len(fractions) > 1:
+        raise ValueError(
+            f"The members of {model.name!r} zoom in differently at inference, so no "
+            "test-time view suits them all; ensemble models trained on crops of one size. "
+            f"Received: zoom fractions {sorted(fractions, key=str)}"
+        )
+    return fractions.pop() if fractions else None
 
 
 def copy_weights(source: keras.Model, target: keras.Model) -> None:

@@ -46,12 +46,19 @@ def num_views(tta: bool | str | None) -> int:
 
 
 def tta_views(
-    images: np.ndarray, tta: bool | str | None, crop_fraction: float = CROP_FRACTION
+    images: np.ndarray, tta: bool | str | None, crop_fraction: float = CROP_FRACTION,
+    zoom: float | None = None,
 ) -> list[np.ndarray]:
     """The float32 views of a batch `images` (N, H, W, C) that `tta` averages over.
 
     Every view has the shape of `images`; the first is `images` itself for
     "none" and "mirror".
+
+    `zoom` is the fraction a model crops of the centre of its inputs itself
+    (`fer_keras.layers.InferenceZoom`, `fer_keras.models.inference_zoom`).
+    Its ten views are then the image shifted so that the model's centre crop
+    falls on each corner crop of that fraction: the ten crops above, as the
+    model sees them, without cropping twice. `crop_fraction` is then unused.
     """
     mode = resolve_mode(tta)
     images = np.asarray(images, dtype="float32")
@@ -64,13 +71,16 @@ def tta_views(
         return [images]
     if mode == "mirror":
         return [images, images[:, :, ::-1]]
+    if zoom is not None:
+        shifts = _shifted_corners(images, zoom)
+        return shifts + [shift[:, :, ::-1] for shift in shifts]
     if not 0.0 < crop_fraction <= 1.0:
         raise ValueError(
             f"`crop_fraction` must be in (0, 1]. Received: crop_fraction={crop_fraction}"
         )
     height, width = images.shape[1:3]
     crops = [
-        _resize(crop, height, width)
+        resize(crop, height, width)
         for crop in _five_crops(images, round(crop_fraction * height), round(crop_fraction * width))
     ]
     return crops + [crop[:, :, ::-1] for crop in crops]
@@ -85,8 +95,25 @@ def _five_crops(images, crop_h, crop_w):
             for top, left in zip(tops, lefts)]
 
 
-def _resize(images, height, width):
-    """Bilinear resize with half-pixel centres (as Keras' `resize`), as two matrix products.
+def _shifted_corners(images, zoom):
+    """The image moved so that its centre crop of side `zoom` shows each of
+    the five crops of `_five_crops`, edges repeated where it moved away."""
+    height, width = images.shape[1:3]
+    crop_h, crop_w = round(zoom * height), round(zoom * width)
+    centre_top, centre_left = (height - crop_h) // 2, (width - crop_w) // 2
+    pad_h, pad_w = height - crop_h, width - crop_w
+    padded = np.pad(images, ((0, 0), (pad_h, pad_h), (pad_w, pad_w), (0, 0)), mode="edge")
+    tops = (0, 0, height - crop_h, height - crop_h, centre_top)
+    lefts = (0, width - crop_w, 0, width - crop_w, centre_left)
+    # The view's pixel (i, j) is the image's (i - centre_top + top, j - centre_left + left).
+    return [padded[:, pad_h + top - centre_top : pad_h + top - centre_top + height,
+                   pad_w + left - centre_left : pad_w + left - centre_left + width]
+            for top, left in zip(tops, lefts)]
+
+
+def resize(images: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Bilinear resize of (N, H, W, C) images to (N, height, width, C), with
+    half-pixel centres and no antialiasing (as Keras' `resize`), as two matrix products.
 
     Batched `matmul` on (N, C, H, W) planes: a three-operand `einsum` loops
     over every index and is about 100 times slower.

@@ -219,3 +219,19 @@ def test_an_ensemble_is_refused_with_what_to_do_instead(trained):
     with pytest.raises(ValueError, match=r"'ensemble' is an ensemble of 2.*"
                                          r"fer_keras\.ensemble\.members\(model\)\[i\]"):
         gradcam.gradcam_maps(model, images[:2])
+
+
+@pytest.mark.only_backend("tensorflow", reason="the maps come from the same TensorFlow code "
+                          "under every backend; this checks where they are placed")
+def test_the_maps_of_a_model_that_zooms_in_cover_the_centre_it_sees(trained):
+    from fer_keras import models, tta
+
+    model, _, images, _, _ = trained
+    zoomed = models.with_inference_zoom(model, 0.75)
+    maps = gradcam.gradcam_maps(zoomed, images[:4])
+    # The plain model shown the centre it would zoom to gives the same map, stretched.
+    centre = tta.resize(images[:4, 6:42, 6:42], 48, 48)
+    plain = gradcam.gradcam_maps(model, centre)
+    np.testing.assert_allclose(maps[:, 6:42, 6:42], tta.resize(plain[..., None], 36, 36)[..., 0],
+                               atol=1e-3)
+    assert maps[:, :6].max() == 0 and maps[:, :, 42:].max() == 0

@@ -1,4 +1,5 @@
-"""Tests of the custom layers: the fixed filter bank, CBAM, the fused batch norm."""
+"""Tests of the custom layers: the fixed filter bank, CBAM, the fused batch norm,
+the inference zoom."""
 
 import numpy as np
 import pytest
@@ -8,11 +9,13 @@ import keras
 from keras import ops
 
 import fer_keras
+from fer_keras import tta
 from fer_keras.layers import (
     CBAM,
     FIXED_KERNELS,
     FixedKernels,
     FusedBatchNormalization,
+    InferenceZoom,
     fixed_kernel_bank,
 )
 
@@ -349,3 +352,35 @@ def test_zoo_models_normalize_with_the_fused_batch_norm(name):
     model = fer_keras.build_model(name)
     norms = [layer for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)]
     assert norms and all(type(layer) is FusedBatchNormalization for layer in norms)
+
+
+# InferenceZoom
+
+
+def test_inference_zoom_shows_the_centre_crop_resized_at_inference_only():
+    x = np.random.default_rng(0).uniform(0, 255, (2, 48, 48, 1)).astype("float32")
+    layer = InferenceZoom(44 / 48)
+    zoomed = _numpy(layer(x))
+    # The centre 44-pixel crop resized as the ten-crop views are (fer_keras.tta).
+    np.testing.assert_allclose(zoomed, tta.tta_views(x, "ten_crop")[4], atol=1e-3)
+    np.testing.assert_array_equal(_numpy(layer(x, training=True)), x)
+    assert layer.compute_output_shape((None, 48, 48, 1)) == (None, 48, 48, 1)
+
+
+def test_inference_zoom_config_round_trip():
+    layer = InferenceZoom(0.75, name="zoom")
+    clone = InferenceZoom.from_config(layer.get_config())
+    assert clone.fraction == 0.75 and clone.name == "zoom"
+    x = np.random.default_rng(1).uniform(0, 255, (1, 48, 48, 1)).astype("float32")
+    np.testing.assert_array_equal(_numpy(clone(x)), _numpy(layer(x)))
+
+
+@pytest.mark.parametrize("fraction", [0.0, 1.5, -0.2])
+def test_inference_zoom_refuses_fractions_outside_0_1(fraction):
+    with pytest.raises(ValueError, match=f"Received: fraction={fraction}"):
+        InferenceZoom(fraction)
+
+
+def test_inference_zoom_needs_a_fixed_image_size():
+    with pytest.raises(ValueError, match="fixed size"):
+        InferenceZoom(0.9)(keras.Input(shape=(None, None, 1)))

@@ -78,6 +78,21 @@ def test_the_history_of_a_run_started_from_another_leaves_out_what_came_after_it
     assert [int(r["epoch"]) for r in history] == [0, 1, 2, 3]
 
 
+def test_the_run_of_the_pretrained_model_ships_again_with_its_card(tool, tmp_path):
+    from fer_keras import loading
+    from fer_keras.history import read_history
+
+    shipped = loading.pretrained_path("cbam")
+    card = json.loads(shipped.with_suffix(".json").read_text())["runs"]
+    again = tmp_path / "again"
+    again.mkdir()
+    (again / "run.json").write_text(json.dumps({**card[-1], "init_from": str(shipped)}))
+    chain = tool.run_chain(again)
+    assert [r for _, r in chain] == card
+    history = read_history(shipped.parents[2] / "docs" / "pretrained_cbam" / "history.csv")
+    assert tool.joined_history(chain) == history
+
+
 def test_a_single_run_has_no_chain(tool, tmp_path):
     _run(tmp_path / "only", 2, [0.4, 0.5], init_from="/elsewhere/model.keras")
     assert [h.parent.name for h, _ in tool.run_chain(tmp_path / "only")] == ["only"]

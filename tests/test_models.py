@@ -409,3 +409,36 @@ def test_float32_copy_computes_in_float32_with_the_same_weights():
     np.testing.assert_allclose(
         logits, keras.ops.convert_to_numpy(keras.ops.cast(mixed(x), "float32")), atol=0.5
     )
+
+
+# The inference zoom of models trained on crops.
+
+
+def test_with_inference_zoom_puts_one_layer_in_front_and_keeps_the_weights(tmp_path):
+    from fer_keras import tta
+
+    keras.utils.set_random_seed(0)
+    model = fer_keras.build_model("cbam")
+    zoomed = models.with_inference_zoom(model, 44 / 48)
+    assert zoomed.name == "cbam" and zoomed.layers[1].name == "cbam_inference_zoom"
+    assert [layer.name for layer in zoomed.layers[2:]] == [layer.name for layer in model.layers[1:]]
+    assert models.inference_zoom(zoomed) == 44 / 48 and models.inference_zoom(model) is None
+    x = np.random.default_rng(0).uniform(0, 255, (2, 48, 48, 1)).astype("float32")
+    centre = tta.tta_views(x, "ten_crop")[4]
+    np.testing.assert_allclose(ops.convert_to_numpy(zoomed(x)),
+                               ops.convert_to_numpy(model(centre)), atol=1e-4)
+    zoomed.save(tmp_path / "zoomed.keras")
+    again = keras.saving.load_model(tmp_path / "zoomed.keras")
+    np.testing.assert_allclose(ops.convert_to_numpy(again(x)),
+                               ops.convert_to_numpy(zoomed(x)), atol=1e-6)
+    with pytest.raises(ValueError, match="already has an InferenceZoom"):
+        models.with_inference_zoom(zoomed, 44 / 48)
+
+
+def test_inference_zoom_of_an_ensemble_is_its_members_or_an_error():
+    zoomed = [models.with_inference_zoom(fer_keras.build_model("baseline"), 44 / 48)
+              for _ in range(2)]
+    assert models.inference_zoom(fer_keras.build_ensemble(zoomed)) == 44 / 48
+    mixed = fer_keras.build_ensemble([zoomed[0], fer_keras.build_model("baseline")])
+    with pytest.raises(ValueError, match="zoom in differently"):
+        models.inference_zoom(mixed)

@@ -76,3 +76,14 @@ def test_crop_fraction_out_of_range_is_refused(bad):
 def test_a_single_image_without_batch_axis_is_refused():
     with pytest.raises(ValueError, match=r"\(N, height, width, channels\).*\(48, 48\)"):
         tta.tta_views(np.zeros((48, 48)), "mirror")
+
+
+def test_ten_views_for_a_model_that_zooms_in_are_the_ten_crops_it_sees():
+    images = np.random.default_rng(2).uniform(0, 255, (3, 48, 48, 1)).astype("float32")
+    crops = tta.tta_views(images, "ten_crop")
+    shifted = tta.tta_views(images, "ten_crop", zoom=44 / 48)
+    assert len(shifted) == 10 and all(v.shape == images.shape for v in shifted)
+    np.testing.assert_array_equal(shifted[4], images)  # the centre: no shift
+    # The model's own zoom (centre crop, resized) of each shifted view is each crop.
+    for view, crop in zip(shifted, crops):
+        np.testing.assert_allclose(tta.resize(view[:, 2:46, 2:46], 48, 48), crop, atol=1e-3)

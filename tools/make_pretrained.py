@@ -51,6 +51,9 @@ def run_chain(run_dir: Path) -> list[tuple[Path | None, dict]]:
                 break
             runs = json.loads(card.read_text()).get("runs", [])
             history = ROOT / "docs" / f"pretrained_{init_from.stem}" / "history.csv"
+            if runs and runs[-1].get("model_path") == chain[0][1].get("model_path"):
+                # Shipped again (by a newer tool): its card holds it and its history.
+                return [(None, r) for r in runs[:-1]] + [(history, runs[-1])]
             chain[:0] = [(None, r) for r in runs[:-1]] + [(history, runs[-1])] if runs else []
             break
         source = init_from.parent
@@ -235,6 +238,11 @@ def model_card(name: str, info: dict) -> str:
         f"{info['float32_test_accuracy']:.2%} on test; float16 storage changes "
         f"{info['changed_predictions']} of {test['num_samples']:,} test predictions.",
         "",
+        *([f"At inference the model looks at the centre {info['inference_zoom']:.1%} of "
+           "each face, resized back to the input size (its first layer, "
+           "`fer_keras.layers.InferenceZoom`): the scale its training crops showed it. "
+           "Its ten-crop views are shifted images whose centre shows each crop.", ""]
+          if info.get("inference_zoom") else []),
         *([f"`python export.py --format tflite --quantize` writes it as LiteRT with int8 "
            f"weights ({info['litert_int8']['file_bytes'] / 2**20:.1f} MiB; "
            f"`fer_keras.inference.Predictor` runs it): validation "
@@ -253,7 +261,7 @@ def main(argv=None) -> None:
 
     import keras
 
-    from fer_keras import compact, data, ensemble, evaluation, export, loading, models
+    from fer_keras import augment, compact, data, ensemble, evaluation, export, loading, models
     from fer_keras.inference import Predictor
     from fer_keras.plots import plot_curves
     from fer_keras.runinfo import environment_info
@@ -284,6 +292,10 @@ def main(argv=None) -> None:
     # Loaded uncompiled and saved again: the checkpoints' optimizer state stays behind.
     # In float32 whatever precision trained them (the LiteRT export needs it too).
     fulls = [models.float32_copy(loading.load_model(path)) for path in paths]
+    # A model trained on zoomed-in crops sees faces at that scale at inference too.
+    zooms = [augment.INFERENCE_ZOOM.get(r["recipe"].get("augment")) for r in runs]
+    fulls = [models.with_inference_zoom(m, zoom) if zoom and models.inference_zoom(m) is None
+             else m for m, zoom in zip(fulls, zooms)]
     full = ensemble.build_ensemble(fulls, name=name) if is_ensemble else fulls[0]
     with tempfile.TemporaryDirectory() as tmp:
         full.save(Path(tmp) / "model.keras")
@@ -357,6 +369,7 @@ def main(argv=None) -> None:
         "changed_predictions": int((half_pred != full_pred).sum()),
         # Lets a test check the file under each backend on a sample, not the whole split.
         "test_predictions": half_pred.tolist(),
+        "inference_zoom": models.inference_zoom(model),
         **described,
         **litert,
         "val": val,
