@@ -33,8 +33,7 @@ def predict_proba(
     images = np.asarray(images, dtype="float32")
     zoom = None
     if resolve_mode(tta) == "ten_crop":
-        keras_model = model.model if isinstance(model, Predictor) else model
-        zoom = inference_zoom(keras_model) if keras_model is not None else None
+        zoom = model.inference_zoom if isinstance(model, Predictor) else inference_zoom(model)
     views = tta_views(images[..., None] if images.ndim == 3 else images, tta, zoom=zoom)
     total = None
     for view in views:

@@ -12,6 +12,7 @@ new entry there (and a runner in `fer_keras.runtimes`).
 
 import dataclasses
 import importlib.util
+import json
 import os
 from pathlib import Path
 from typing import Callable, Mapping
@@ -22,6 +23,8 @@ import keras
 
 from fer_keras import loading, runtimes
 from fer_keras.errors import install_extra
+from fer_keras.models import inference_zoom
+from fer_keras.run_record import write_json
 
 MAX_ABS_DIFF = 1e-4
 # int8 weights move logits by a few hundredths; a broken export moves them by units.
@@ -192,7 +195,30 @@ def export_model(model: keras.Model | str | os.PathLike, path: str | os.PathLike
     model(np.zeros((1, *shape), dtype="float32"), training=False)
     model.export(str(path), format=spec.keras_format, verbose=False,
                  **spec.export_options(quantize))
+    # What test-time views need to know and the artifact cannot say itself.
+    zoom = inference_zoom(model)
+    notes = metadata_path(path)
+    if zoom is not None:
+        write_json(notes, {"inference_zoom": zoom})
+    elif notes.exists():
+        notes.unlink()
     return path
+
+
+def metadata_path(path: str | os.PathLike) -> Path:
+    """The JSON file beside an export (inside a SavedModel folder) in which
+    `export_model` notes the model's `InferenceZoom`, if it has one."""
+    path = Path(path)
+    return path / "fer_keras.json" if path.is_dir() else path.with_name(f"{path.name}.json")
+
+
+def exported_zoom(path: str | os.PathLike) -> float | None:
+    """The `InferenceZoom` fraction of the model exported to `path` (None if
+    it has none): the ten-crop views of `fer_keras.tta` depend on it."""
+    notes = metadata_path(path)
+    if not notes.exists():
+        return None
+    return json.loads(notes.read_text()).get("inference_zoom")
 
 
 def load_exported(path: str | os.PathLike, format: str | None = None,

@@ -171,6 +171,7 @@ class Predictor:
                 f"{len(CLASS_NAMES)}, one per class of {', '.join(CLASS_NAMES)}."
             )
         self.model = None
+        self._exported_zoom = export.exported_zoom(path)
         self.name = path.stem
         self.image_shape = (int(shape[1]), int(shape[2]))
 
@@ -180,6 +181,14 @@ class Predictor:
             return z / z.sum(axis=-1, keepdims=True)
 
         self._forward = forward
+
+    @property
+    def inference_zoom(self) -> float | None:
+        """The fraction of each face's centre the model zooms in on itself
+        (`fer_keras.layers.InferenceZoom`), None if it sees the whole face."""
+        if self.model is None:
+            return self._exported_zoom
+        return inference_zoom(self.model)
 
     @property
     def tta(self) -> str:
@@ -205,8 +214,7 @@ class Predictor:
         if self.tta == "none":
             views = x
         else:
-            zoom = inference_zoom(self.model) if self.model is not None else None
-            views = np.concatenate(tta_views(x, self.tta, zoom=zoom))
+            views = np.concatenate(tta_views(x, self.tta, zoom=self.inference_zoom))
         probs = [
             np.asarray(self._forward(views[start : start + self.batch_size]))
             for start in range(0, len(views), self.batch_size)

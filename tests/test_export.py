@@ -71,6 +71,30 @@ def test_an_ensemble_exports_as_one_model(tmp_path, format):
     assert export.compare(ensemble, path, format) < export.MAX_ABS_DIFF
 
 
+@pytest.mark.parametrize("format", export.FORMATS)
+def test_an_export_of_a_model_that_zooms_in_keeps_its_ten_crop_views(tmp_path, format):
+    from fer_keras import models
+    from fer_keras.inference import Predictor
+
+    reason = exportable(format)
+    if reason:
+        pytest.skip(reason)
+    pytest.importorskip(export.EXPORT_FORMATS[format].runtime[0])
+    keras.utils.set_random_seed(0)
+    zoomed = models.with_inference_zoom(fer_keras.build_model("baseline"), 44 / 48)
+    path = export.export_model(zoomed, export.default_path(tmp_path / "model.keras", format),
+                               format)
+    assert export.exported_zoom(path) == pytest.approx(44 / 48)
+    faces = np.random.default_rng(2).uniform(0, 255, (3, 48, 48, 1)).astype("float32")
+    exported = Predictor(path, tta="ten_crop")
+    assert exported.inference_zoom == pytest.approx(44 / 48)
+    np.testing.assert_allclose(exported.predict_proba(faces),
+                               Predictor(zoomed, tta="ten_crop").predict_proba(faces), atol=1e-4)
+    # Exported again without the zoom, over the same path: the note goes.
+    export.export_model(fer_keras.build_model("baseline"), path, format)
+    assert export.exported_zoom(path) is None
+
+
 def test_unsupported_pairs_say_which_backend_works():
     with pytest.raises(ValueError, match="cannot export tflite under the jax backend"):
         export.check_format("tflite", backend="jax")
