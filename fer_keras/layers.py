@@ -252,11 +252,13 @@ class InferenceZoom(keras.layers.Layer):
                 "InferenceZoom takes images of a fixed size, (N, height, width, channels). "
                 f"Received: input_shape={tuple(input_shape)}"
             )
+        # Python ints: traced shapes (torch's ONNX export) are tensors.
+        self._image_size = (int(input_shape[1]), int(input_shape[2]))
 
     def call(self, inputs, training=None):
         if training:
             return inputs
-        height, width = inputs.shape[1], inputs.shape[2]
+        height, width = self._image_size
         crop_h, crop_w = round(self.fraction * height), round(self.fraction * width)
         top, left = (height - crop_h) // 2, (width - crop_w) // 2
         crop = inputs[:, top : top + crop_h, left : left + crop_w, :]

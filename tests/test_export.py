@@ -32,6 +32,16 @@ def model(model_path):
     return fer_keras.load_model(model_path)
 
 
+def exported(model, folder, format):
+    """`model` exported as `format` into `folder`; skips where this backend cannot."""
+    reason = exportable(format)
+    if reason:
+        pytest.skip(reason)
+    pytest.importorskip(export.EXPORT_FORMATS[format].runtime[0])
+    return export.export_model(model, export.default_path(folder / "model.keras", format),
+                               format)
+
+
 def exportable(format):
     try:
         export.check_format(format)
@@ -42,12 +52,7 @@ def exportable(format):
 
 @pytest.mark.parametrize("format", export.FORMATS)
 def test_round_trip_gives_the_keras_logits(model, tmp_path, format):
-    reason = exportable(format)
-    if reason:
-        pytest.skip(reason)
-    pytest.importorskip(export.EXPORT_FORMATS[format].runtime[0])
-    path = export.export_model(model, export.default_path(tmp_path / "model.keras", format),
-                               format)
+    path = exported(model, tmp_path, format)
     run = export.load_exported(path, format)
     images = np.random.default_rng(1).uniform(0, 255, (5, 48, 48, 1)).astype("float32")
     for batch in (images[:1], images):
@@ -60,14 +65,9 @@ def test_round_trip_gives_the_keras_logits(model, tmp_path, format):
 
 @pytest.mark.parametrize("format", export.FORMATS)
 def test_an_ensemble_exports_as_one_model(tmp_path, format):
-    reason = exportable(format)
-    if reason:
-        pytest.skip(reason)
-    pytest.importorskip(export.EXPORT_FORMATS[format].runtime[0])
     keras.utils.set_random_seed(0)
     ensemble = fer_keras.build_ensemble([fer_keras.build_model("baseline") for _ in range(2)])
-    path = export.export_model(ensemble, export.default_path(tmp_path / "model.keras", format),
-                               format)
+    path = exported(ensemble, tmp_path, format)
     assert export.compare(ensemble, path, format) < export.MAX_ABS_DIFF
 
 
@@ -76,19 +76,14 @@ def test_an_export_of_a_model_that_zooms_in_keeps_its_ten_crop_views(tmp_path, f
     from fer_keras import models
     from fer_keras.inference import Predictor
 
-    reason = exportable(format)
-    if reason:
-        pytest.skip(reason)
-    pytest.importorskip(export.EXPORT_FORMATS[format].runtime[0])
     keras.utils.set_random_seed(0)
     zoomed = models.with_inference_zoom(fer_keras.build_model("baseline"), 44 / 48)
-    path = export.export_model(zoomed, export.default_path(tmp_path / "model.keras", format),
-                               format)
+    path = exported(zoomed, tmp_path, format)
     assert export.exported_zoom(path) == pytest.approx(44 / 48)
     faces = np.random.default_rng(2).uniform(0, 255, (3, 48, 48, 1)).astype("float32")
-    exported = Predictor(path, tta="ten_crop")
-    assert exported.inference_zoom == pytest.approx(44 / 48)
-    np.testing.assert_allclose(exported.predict_proba(faces),
+    predictor = Predictor(path, tta="ten_crop")
+    assert predictor.inference_zoom == pytest.approx(44 / 48)
+    np.testing.assert_allclose(predictor.predict_proba(faces),
                                Predictor(zoomed, tta="ten_crop").predict_proba(faces), atol=1e-4)
     # Exported again without the zoom, over the same path: the note goes.
     export.export_model(fer_keras.build_model("baseline"), path, format)
