@@ -14,7 +14,7 @@ from fer_keras import data as fer_data
 from fer_keras.augment import AugmentedModel, build_augmentation
 from fer_keras.classes import CLASS_NAMES
 from fer_keras.devices import LabelledAccuracy, Placement, set_precision
-from fer_keras.models import build_model, resolve_data_format
+from fer_keras.models import build_model, resolve_data_format, with_inference_zoom
 from fer_keras.optimizers import add_l2, make_optimizer
 from fer_keras.warm_start import check_same_split, init_source, init_weights
 
@@ -37,6 +37,7 @@ class FitSetup:
     data_format: str
     init_path: Path | None
     placement: Placement | None = None
+    inference_zoom: float | None = None
 
 
 def full_epoch_steps(num_train: int, batch_size: int) -> int:
@@ -54,7 +55,8 @@ def stream_seed(seed: int, first_epoch: int) -> int:
 
 def prepare_fit(config: "TrainConfig", images: np.ndarray, labels: np.ndarray,
                 train_idx: np.ndarray, val_idx: np.ndarray, first_epoch: int = 0,
-                placement: Placement | None = None) -> FitSetup:
+                placement: Placement | None = None,
+                inference_zoom: float | None = None) -> FitSetup:
     """Seeds, precision, input pipelines, class weights and the compiled model.
 
     `train` fits what this returns; benchmarks/bench_time_to_accuracy.py
@@ -65,6 +67,10 @@ def prepare_fit(config: "TrainConfig", images: np.ndarray, labels: np.ndarray,
     A run that resumes at `first_epoch` > 0 draws its shuffles, augmentations
     and dropout from a seed of its own: with the run's seed it would replay
     the images and views of its first epochs at every restart.
+
+    `inference_zoom` puts an `InferenceZoom` in front of the model, so that
+    validation, and every use of the saved model, sees faces at the scale
+    that a cropping augmentation trains on (`augment.INFERENCE_ZOOM`).
     """
     recipe = config.recipe
     seed = stream_seed(config.seed, first_epoch)
@@ -83,6 +89,8 @@ def prepare_fit(config: "TrainConfig", images: np.ndarray, labels: np.ndarray,
     data_format = resolve_data_format(config.data_format)
     with placement.scope():
         model = build_model(config.model, num_classes=num_classes, data_format=data_format)
+        if inference_zoom:
+            model = with_inference_zoom(model, inference_zoom)
         if init_path:
             check_same_split(init_path, config.seed, config.val_split)
             init_weights(model, init_path, config.model)
@@ -111,6 +119,7 @@ def prepare_fit(config: "TrainConfig", images: np.ndarray, labels: np.ndarray,
         data_format=data_format,
         init_path=init_path or None,
         placement=placement,
+        inference_zoom=inference_zoom,
     )
 
 

@@ -41,6 +41,7 @@ def run_record(config, setup, start, data_dir, labels, train_idx, val_idx, fold)
         "steps_per_epoch": setup.steps_per_epoch,
         "pipeline": config.pipeline,
         "data_format": setup.data_format,
+        "inference_zoom": setup.inference_zoom,
         "class_weight": setup.class_weight,
         "params": int(setup.model.count_params()),
         "distribution": setup.placement.to_dict() if setup.placement else None,

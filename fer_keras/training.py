@@ -24,6 +24,7 @@ import keras
 
 from fer_keras import backup as run_backup
 from fer_keras import data as fer_data
+from fer_keras.augment import INFERENCE_ZOOM
 from fer_keras.callbacks import (  # noqa: F401 - public here since the first release
     CurvesPlot,
     EpochStats,
@@ -50,7 +51,12 @@ from fer_keras.fit_setup import (  # noqa: F401 - public here since they were wr
     stream_seed,
 )
 from fer_keras.history import read_history, truncate_history, write_history
-from fer_keras.models import DEFAULT_DATA_FORMAT, build_model, resolve_data_format
+from fer_keras.models import (
+    DEFAULT_DATA_FORMAT,
+    build_model,
+    resolve_data_format,
+    with_inference_zoom,
+)
 from fer_keras.optimizers import add_l2, learning_rate_schedule, make_optimizer  # noqa: F401
 from fer_keras.recipes import Recipe
 from fer_keras.run_record import completed_record, run_record, write_json
@@ -265,6 +271,8 @@ def _callbacks(config: TrainConfig, setup: FitSetup, out: Path, start: _Start,
         keras.distribution.set_distribution(None)
         saved_as = build_model(config.model, num_classes=num_classes,
                                data_format=DEFAULT_DATA_FORMAT)
+        if setup.inference_zoom:
+            saved_as = with_inference_zoom(saved_as, setup.inference_zoom)
     writers = [
         keras.callbacks.CSVLogger(str(history_path), append=True),
         SaveBestModel(out / "model.keras", setup.model, best=start.best,
@@ -281,6 +289,7 @@ def _callbacks(config: TrainConfig, setup: FitSetup, out: Path, start: _Start,
                 **_checkpoint_identity(config),
                 "command": list(config.command or sys.argv),
                 "steps_per_epoch": setup.steps_per_epoch,
+                "inference_zoom": setup.inference_zoom,
                 "history": read_history(history_path),
             },
         ))
@@ -288,6 +297,19 @@ def _callbacks(config: TrainConfig, setup: FitSetup, out: Path, start: _Start,
         # Process 0 of several: its writers must not wait for the others.
         writers = [HostOnly(callback) for callback in writers]
     return shared + writers + list(config.callbacks)
+
+
+def _inference_zoom(config: TrainConfig, out: Path, checkpoint_state: dict | None
+                    ) -> float | None:
+    """The zoom at inference of the run's model: its recipe's
+    (`augment.INFERENCE_ZOOM`), except where the run already has a record
+    (run.json, else the committed checkpoint's state): a run continues as it
+    started, and one started before the zoom existed has none."""
+    run_path = out / "run.json"
+    record = json.loads(run_path.read_text()) if run_path.exists() else checkpoint_state
+    if record is not None:
+        return record.get("inference_zoom")
+    return INFERENCE_ZOOM.get(config.recipe.augment)
 
 
 def _fit_one(config, data_dir, images, labels, train_idx, val_idx, placement: Placement,
@@ -315,7 +337,8 @@ def _fit_one(config, data_dir, images, labels, train_idx, val_idx, placement: Pl
         return previous
 
     setup = prepare_fit(config, images, labels, train_idx, val_idx,
-                        first_epoch=first_epoch, placement=placement)
+                        first_epoch=first_epoch, placement=placement,
+                        inference_zoom=_inference_zoom(config, out, checkpoint_state))
     if writer:
         out.mkdir(parents=True, exist_ok=True)
     start = _resume(config, setup, out, checkpoint_state, writer)

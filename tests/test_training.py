@@ -440,3 +440,45 @@ def test_init_from_a_cross_validation_fold_is_refused(data_dir, tmp_path):
     config = _config(data_dir, tmp_path / "other", init_from=str(tmp_path / "model.keras"))
     with pytest.raises(training.TrainingError, match="fold 2 of a 5-fold.*--folds 1"):
         training.train(config)
+
+
+# The inference zoom of a recipe that crops (fer_keras.augment.INFERENCE_ZOOM).
+
+
+def _crop_config(data_dir, out, **overrides):
+    recipe = recipes.get_recipe("crop44").replace(epochs=overrides.pop("epochs", 1),
+                                                  batch_size=16, warmup_epochs=0)
+    return training.TrainConfig(model="baseline", recipe=recipe, recipe_name="crop44",
+                                data_dir=str(data_dir), output_dir=str(out), val_split=0.25,
+                                verbose=0, **overrides)
+
+
+def test_a_run_of_a_cropping_recipe_trains_validates_and_saves_behind_the_zoom(
+        data_dir, tmp_path):
+    from fer_keras.checkpoint import read_checkpoint_state
+    from fer_keras.models import inference_zoom
+
+    out, checkpoint = tmp_path / "run", tmp_path / "checkpoint.keras"
+    summary = training.train(_crop_config(data_dir, out, checkpoint=str(checkpoint)))
+    assert summary["inference_zoom"] == pytest.approx(44 / 48)
+    saved = keras.saving.load_model(out / "model.keras")
+    assert inference_zoom(saved) == pytest.approx(44 / 48)
+    assert saved.layers[1].name == "baseline_inference_zoom"
+    assert read_checkpoint_state(checkpoint)["inference_zoom"] == pytest.approx(44 / 48)
+    # Its validation accuracy is that of the saved model, zoom included.
+    images, labels = evaluation.validation_split(data_dir, out / "model.keras")
+    accuracy = float(np.mean(evaluation.predict_proba(saved, images).argmax(-1) == labels))
+    assert accuracy == pytest.approx(summary["best_val_accuracy"], abs=1e-6)
+
+
+def test_the_zoom_is_the_recipes_unless_the_run_started_without_it(data_dir, tmp_path):
+    config = _crop_config(data_dir, tmp_path)
+    assert training._inference_zoom(config, tmp_path, None) == pytest.approx(44 / 48)
+    plain = _config(data_dir, tmp_path)
+    assert training._inference_zoom(plain, tmp_path, None) is None
+    # A run (or a committed checkpoint) from before the zoom continues without it.
+    assert training._inference_zoom(config, tmp_path, {"epoch": 3}) is None
+    (tmp_path / "run.json").write_text(json.dumps({"status": "running"}))
+    assert training._inference_zoom(config, tmp_path, {"inference_zoom": 0.5}) is None
+    (tmp_path / "run.json").write_text(json.dumps({"inference_zoom": 0.9}))
+    assert training._inference_zoom(plain, tmp_path, None) == 0.9
