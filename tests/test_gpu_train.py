@@ -16,6 +16,7 @@ from tiny_data import write_kaggle_folders
 
 from fer_keras import data as fer_data
 from fer_keras.loading import load_model
+from fer_keras.models import inference_zoom
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -145,3 +146,6 @@ def test_gpu_train_needs_neither_tensorflow_nor_matplotlib(pack, tmp_path):
     model = load_model(out / "model.keras")
     assert model.name == "baseline"
     assert {layer.dtype_policy.name for layer in model.layers} == {"float32"}
+    # crop44 trains on zoomed-in crops: the stored model keeps its inference zoom.
+    assert run["inference_zoom"] == pytest.approx(44 / 48)
+    assert inference_zoom(model) == pytest.approx(44 / 48)

@@ -89,23 +89,15 @@ def make_time_limit(limit_s: float, start: float, clock=time.monotonic):
     return TimeLimit()
 
 
-def store_as_shipped(path: Path, model_name: str) -> None:
+def store_as_shipped(path: Path) -> None:
     """Rewrites the model at `path` as the shipped models are stored: float32
     layers (whatever mixed precision trained them), float16 weights."""
-    import keras
-
     from fer_keras import compact
     from fer_keras.loading import load_model
-    from fer_keras.models import build_model
+    from fer_keras.models import float32_copy
 
-    trained = load_model(path)
-    policy = keras.config.dtype_policy()
-    keras.config.set_dtype_policy("float32")
-    try:
-        plain = build_model(model_name)
-    finally:
-        keras.config.set_dtype_policy(policy)
-    plain.set_weights(trained.get_weights())
+    # The trained model's own layers (an inference zoom included), in float32.
+    plain = float32_copy(load_model(path))
     with tempfile.TemporaryDirectory(dir=path.parent) as tmp:
         full = Path(tmp) / "full.keras"
         plain.save(full)
@@ -176,7 +168,7 @@ def main(argv=None) -> None:
     run = json.loads(run_path.read_text())
     if run.get("model_file"):
         return  # A finished run found again: train() said so, nothing to redo.
-    store_as_shipped(out / "model.keras", args.model)
+    store_as_shipped(out / "model.keras")
     stopped = time_limit and time_limit.stopped_after
     if stopped:
         run["status"] = (f"stopped by --time-limit after epoch {stopped} of "
