@@ -416,8 +416,11 @@ def with_inference_zoom(model: keras.Model, fraction: float) -> keras.Model:
     The copy is flat (the zoom is one more layer, not a nested model), so its
     layers keep their names for Grad-CAM and `copy_weights`.
     """
-    if any(isinstance(layer, InferenceZoom) for layer in model.layers):
-        raise ValueError(f"Model {model.name!r} already has an InferenceZoom layer.")
+    if _zoom_layer(model) is not None:
+        raise ValueError(
+            f"Model {model.name!r} zooms in at inference already; use it as it is. "
+            f"Received: a model with the layer {_zoom_layer(model).name!r}"
+        )
     source = model.inputs[0]
     inputs = keras.Input(shape=tuple(source.shape[1:]), dtype=source.dtype,
                          name=f"{model.name}_input")
@@ -434,6 +437,10 @@ def with_inference_zoom(model: keras.Model, fraction: float) -> keras.Model:
     return copy
 
 
+def _zoom_layer(model: keras.Model) -> InferenceZoom | None:
+    return next((layer for layer in model.layers if isinstance(layer, InferenceZoom)), None)
+
+
 def inference_zoom(model: keras.Model) -> float | None:
     """The `InferenceZoom` fraction of `model` (or of all members of an
     ensemble), None if it has none: test-time views depend on it
@@ -442,8 +449,8 @@ def inference_zoom(model: keras.Model) -> float | None:
         nested = [layer for layer in model.layers if isinstance(layer, keras.Model)]
         if nested:
             return {zoom for inner in nested for zoom in zooms(inner)}
-        return {next((layer.fraction for layer in model.layers
-                      if isinstance(layer, InferenceZoom)), None)}
+        layer = _zoom_layer(model)
+        return {layer.fraction if layer is not None else None}
 
     fractions = zooms(model)
     if len(fractions) > 1:

@@ -7,7 +7,7 @@ import pytest
 import keras
 
 import fer_keras
-from fer_keras import loading
+from fer_keras import loading, models
 
 
 def test_round_trip_checks_and_loads(tmp_path):
@@ -93,6 +93,9 @@ def test_pretrained_cbam_card_matches_the_file():
     card = loading.pretrained_path("cbam").with_suffix(".md").read_text()
     assert info["run"]["model"] == "cbam"
     assert info["file_bytes"] == loading.pretrained_path("cbam").stat().st_size
+    # The card's zoom is the file's: crop44 trained it on 44-pixel crops.
+    zoom = models.inference_zoom(fer_keras.load_pretrained("cbam"))
+    assert info["inference_zoom"] == zoom == pytest.approx(44 / 48)
     assert f"{info['test']['accuracy']:.2%}" in card
     assert f"{info['val']['accuracy']:.2%}" in card
 

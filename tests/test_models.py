@@ -431,7 +431,7 @@ def test_with_inference_zoom_puts_one_layer_in_front_and_keeps_the_weights(tmp_p
     again = keras.saving.load_model(tmp_path / "zoomed.keras")
     np.testing.assert_allclose(ops.convert_to_numpy(again(x)),
                                ops.convert_to_numpy(zoomed(x)), atol=1e-6)
-    with pytest.raises(ValueError, match="already has an InferenceZoom"):
+    with pytest.raises(ValueError, match="zooms in at inference already"):
         models.with_inference_zoom(zoomed, 44 / 48)
 
 
