@@ -3,7 +3,11 @@
 import csv
 import json
 
+import numpy as np
 import pytest
+from tiny_data import write_kaggle_folders
+
+import keras
 
 from fer_keras.classes import CLASS_NAMES
 
@@ -122,14 +126,14 @@ def test_a_run_started_from_the_pretrained_model_continues_its_card(tool, tmp_pa
 # An ensemble of two runs, end to end on tiny data.
 
 
-def _trained_run(folder, data_dir, seed, val_accuracy, model_name="baseline"):
+def _trained_run(folder, data_dir, seed, val_accuracy, model_name="baseline", recipe_name="strong"):
     """A run folder as train.py leaves it, with a random model of its own."""
-    import keras
 
-    from fer_keras import data
+    from fer_keras import data, recipes
     from fer_keras.models import build_model
 
-    run = _run(folder, len(val_accuracy), val_accuracy)
+    run = _run(folder, len(val_accuracy), val_accuracy, recipe_name=recipe_name)
+    run["recipe"] = recipes.get_recipe(recipe_name).to_dict()
     _, labels = data.load_split(data_dir, "train")
     train_idx, val_idx = data.train_val_split(labels, 0.1, seed)
     keras.utils.set_random_seed(seed)
@@ -151,11 +155,6 @@ def shipped_to(tool, tmp_path, monkeypatch):
 
 
 def test_two_runs_ship_as_one_ensemble_with_a_card_of_both(tool, shipped_to, tmp_path):
-    import numpy as np
-    from tiny_data import write_kaggle_folders
-
-    import keras
-
     from fer_keras import data, ensemble, loading
 
     data_dir = write_kaggle_folders(tmp_path / "fer", train_per_class=12, test_per_class=4)
@@ -194,9 +193,7 @@ def test_two_runs_ship_as_one_ensemble_with_a_card_of_both(tool, shipped_to, tmp
 
 
 def test_runs_that_held_out_different_images_make_no_ensemble(tool, shipped_to, tmp_path):
-    from tiny_data import write_kaggle_folders
 
-    import keras
 
     data_dir = write_kaggle_folders(tmp_path / "fer", train_per_class=12, test_per_class=4)
     first = _trained_run(tmp_path / "a", data_dir, 1, [0.3])
@@ -205,3 +202,26 @@ def test_runs_that_held_out_different_images_make_no_ensemble(tool, shipped_to, 
         tool.main([str(first), str(second), "--data-dir", str(data_dir),
                    "--backend", keras.backend.backend()])
     assert not (shipped_to / "pretrained").exists()
+
+
+def test_runs_of_a_cropping_recipe_get_the_zoom_that_validation_chooses(
+        tool, shipped_to, tmp_path):
+    from fer_keras import evaluation, loading, models
+
+    data_dir = write_kaggle_folders(tmp_path / "fer", train_per_class=12, test_per_class=4)
+    run = _trained_run(tmp_path / "a", data_dir, 1, [0.3], recipe_name="crop44")
+    tool.main([str(run), "--data-dir", str(data_dir), "--backend", keras.backend.backend()])
+
+    info = json.loads((shipped_to / "pretrained" / "baseline.json").read_text())
+    choice = info["zoom_choice"]
+    # Measured on the validation split, with and without the zoom, by the float32 model.
+    images, labels = evaluation.validation_split(data_dir, run / "model.keras")
+    plain = loading.load_model(run / "model.keras")
+    for model, key in ((models.with_inference_zoom(plain, 44 / 48), "with"), (plain, "without")):
+        accuracy = np.mean(evaluation.predict_proba(model, images).argmax(-1) == labels)
+        assert choice[key] == pytest.approx(accuracy)
+    assert choice["chosen"] == (choice["with"] > choice["without"])
+    shipped = loading.load_pretrained("baseline")
+    assert models.inference_zoom(shipped) == (44 / 48 if choice["chosen"] else None)
+    card = (shipped_to / "pretrained" / "baseline.md").read_text()
+    assert f"{choice['with']:.2%} with the zoom, {choice['without']:.2%} without" in card

@@ -195,6 +195,14 @@ def _training(facts: dict) -> list[str]:
     ]
 
 
+def _zoom_choice(choice: dict | None) -> str:
+    """How the inference zoom of runs that trained without it was chosen."""
+    if not choice:
+        return ""
+    return (f" Chosen on validation: {choice['with']:.2%} with the zoom, "
+            f"{choice['without']:.2%} without.")
+
+
 def model_card(name: str, info: dict) -> str:
     """The card of a pretrained model, or of an ensemble (`info["members"]`)."""
     test = info["test"]
@@ -241,8 +249,12 @@ def model_card(name: str, info: dict) -> str:
         *([f"At inference the model looks at the centre {info['inference_zoom']:.1%} of "
            "each face, resized back to the input size (its first layer, "
            "`fer_keras.layers.InferenceZoom`): the scale its training crops showed it. "
-           "Its ten-crop views are shifted images whose centre shows each crop.", ""]
+           "Its ten-crop views are shifted images whose centre shows each crop."
+           + _zoom_choice(info.get("zoom_choice")), ""]
           if info.get("inference_zoom") else []),
+        *([f"It sees the whole face: its training crops suggested a zoom at inference, "
+           f"which validation did not keep.{_zoom_choice(info['zoom_choice'])}", ""]
+          if info.get("zoom_choice") and not info.get("inference_zoom") else []),
         *([f"`python export.py --format tflite --quantize` writes it as LiteRT with int8 "
            f"weights ({info['litert_int8']['file_bytes'] / 2**20:.1f} MiB; "
            f"`fer_keras.inference.Predictor` runs it): validation "
@@ -289,20 +301,37 @@ def main(argv=None) -> None:
     # An ensemble is validated on the images all its members held out, or refused.
     run = ensemble.ensemble_record(paths) if is_ensemble else runs[0]
     target = loading.PRETRAINED_DIR / f"{name}.keras"
+    data_dir = data.locate_data(args.data_dir)
+    val_images, val_labels = evaluation.validation_split(data_dir, paths[0], run=run)
     # Loaded uncompiled and saved again: the checkpoints' optimizer state stays behind.
     # In float32 whatever precision trained them (the LiteRT export needs it too).
     fulls = [models.float32_copy(loading.load_model(path)) for path in paths]
-    # A model trained on zoomed-in crops sees faces at that scale at inference too.
+    # Runs of a cropping recipe that trained without the inference zoom get it
+    # if the model scores higher with it on validation; members that trained
+    # with it keep it. An ensemble takes it only if all its members crop alike
+    # (its ten-crop views must suit every member).
     zooms = [augment.INFERENCE_ZOOM.get(r["recipe"].get("augment")) for r in runs]
-    fulls = [models.with_inference_zoom(m, zoom) if zoom and models.inference_zoom(m) is None
-             else m for m, zoom in zip(fulls, zooms)]
+    addable = [zoom is not None and models.inference_zoom(m) is None
+               for m, zoom in zip(fulls, zooms)]
+    zoom_choice = None
+    if any(addable) and len(set(zooms)) == 1:
+        zoomed = [models.with_inference_zoom(m, zoom) if add else m
+                  for m, zoom, add in zip(fulls, zooms, addable)]
+        with_zoom, without = (
+            evaluation.evaluate(ensemble.build_ensemble(ms, name=name) if is_ensemble
+                                else ms[0], val_images, val_labels)["accuracy"]
+            for ms in (zoomed, fulls))
+        already = any(models.inference_zoom(m) is not None for m in fulls)
+        zoom_choice = {"zoom": zooms[0], "with": with_zoom,
+                       "without": without, "chosen": already or with_zoom > without}
+        if zoom_choice["chosen"]:
+            fulls = zoomed
     full = ensemble.build_ensemble(fulls, name=name) if is_ensemble else fulls[0]
+    models.inference_zoom(full)  # members that zoom differently are refused here
     with tempfile.TemporaryDirectory() as tmp:
         full.save(Path(tmp) / "model.keras")
         compact.save_float16(Path(tmp) / "model.keras", target)
 
-    data_dir = data.locate_data(args.data_dir)
-    val_images, val_labels = evaluation.validation_split(data_dir, paths[0], run=run)
     test_images, test_labels = data.load_split(data_dir, "test")
 
     model = loading.load_model(target)
@@ -370,6 +399,7 @@ def main(argv=None) -> None:
         # Lets a test check the file under each backend on a sample, not the whole split.
         "test_predictions": half_pred.tolist(),
         "inference_zoom": models.inference_zoom(model),
+        "zoom_choice": zoom_choice,
         **described,
         **litert,
         "val": val,
