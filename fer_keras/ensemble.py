@@ -20,6 +20,7 @@ import keras
 
 from fer_keras import export, loading
 from fer_keras.classes import CLASS_NAMES
+from fer_keras.models import reconfigured_copy
 from fer_keras.run_record import write_json
 
 # The fields of a run record that say which training images it held out for
@@ -65,7 +66,8 @@ def build_ensemble(models: Sequence[ModelLike], name: str = "ensemble") -> keras
     for index, member in enumerate(loaded, start=1):
         paths = {v.path for v in member.trainable_variables}
         if paths & seen:
-            member = _renamed(member, prefix=f"{name}_member{index}_")
+            prefix = f"{name}_member{index}_"
+            member = reconfigured_copy(member, lambda layer, p=prefix: {"name": p + layer.name})
             paths = {v.path for v in member.trainable_variables}
         seen |= paths
         # A new functional view of the member's layers under a unique name:
@@ -151,16 +153,6 @@ def save_ensemble(paths: Sequence[str | os.PathLike], output_dir: str | os.PathL
     os.replace(partial, path)
     write_json(output_dir / "run.json", {**record, "model_path": str(path)})
     return path
-
-
-def _renamed(model: keras.Model, prefix: str) -> keras.Model:
-    """A copy of `model` with the same weights and its layers named `prefix + name`."""
-    def clone(layer):
-        return layer.__class__.from_config({**layer.get_config(), "name": prefix + layer.name})
-
-    copy = keras.models.clone_model(model, clone_function=clone)
-    copy.set_weights(model.get_weights())
-    return copy
 
 
 def _as_model(model: ModelLike, index: int) -> keras.Model:

@@ -37,7 +37,7 @@ from fer_keras.ensemble import is_ensemble, members
 from fer_keras.errors import install_extra, unknown
 from fer_keras.loading import load_model
 from fer_keras.models import gradcam_layer_name, inference_zoom
-from fer_keras.tta import resize
+from fer_keras.tta import crop_size, resize
 
 METHODS = ("gradcam", "gradcam++")
 
@@ -433,7 +433,7 @@ def _into_centre(maps: np.ndarray, zoom: float) -> np.ndarray:
     each map into that centre, with nothing outside it.
     """
     height, width = maps.shape[1:3]
-    crop_h, crop_w = round(zoom * height), round(zoom * width)
+    crop_h, crop_w = crop_size(height, width, zoom)
     top, left = (height - crop_h) // 2, (width - crop_w) // 2
     placed = np.zeros_like(maps)
     placed[:, top:top + crop_h, left:left + crop_w] = resize(

@@ -14,6 +14,7 @@ import keras
 from keras import ops
 
 from fer_keras import backends
+from fer_keras.tta import crop_size
 
 DATA_FORMATS = ("channels_last", "channels_first")
 
@@ -259,7 +260,7 @@ class InferenceZoom(keras.layers.Layer):
         if training:
             return inputs
         height, width = self._image_size
-        crop_h, crop_w = round(self.fraction * height), round(self.fraction * width)
+        crop_h, crop_w = crop_size(height, width, self.fraction)
         top, left = (height - crop_h) // 2, (width - crop_w) // 2
         crop = inputs[:, top : top + crop_h, left : left + crop_w, :]
         return ops.image.resize(crop, (height, width), interpolation="bilinear",

@@ -400,10 +400,18 @@ def float32_copy(model: keras.Model) -> keras.Model:
     should compute in float32.
     """
 
-    def as_float32(layer):
-        return layer.__class__.from_config({**layer.get_config(), "dtype": "float32"})
+    return reconfigured_copy(model, lambda layer: {"dtype": "float32"})
 
-    copy = keras.models.clone_model(model, clone_function=as_float32)
+
+def reconfigured_copy(model: keras.Model,
+                      change: Callable[[keras.layers.Layer], dict]) -> keras.Model:
+    """A copy of `model` with the same weights, each layer rebuilt from its
+    config updated with `change(layer)` (another dtype, another name)."""
+
+    def clone(layer):
+        return layer.__class__.from_config({**layer.get_config(), **change(layer)})
+
+    copy = keras.models.clone_model(model, clone_function=clone)
     copy.set_weights(model.get_weights())
     return copy
 
@@ -416,10 +424,11 @@ def with_inference_zoom(model: keras.Model, fraction: float) -> keras.Model:
     The copy is flat (the zoom is one more layer, not a nested model), so its
     layers keep their names for Grad-CAM and `copy_weights`.
     """
-    if _zoom_layer(model) is not None:
+    present = _zoom_layer(model)
+    if present is not None:
         raise ValueError(
             f"Model {model.name!r} zooms in at inference already; use it as it is. "
-            f"Received: a model with the layer {_zoom_layer(model).name!r}"
+            f"Received: a model with the layer {present.name!r}"
         )
     source = model.inputs[0]
     inputs = keras.Input(shape=tuple(source.shape[1:]), dtype=source.dtype,

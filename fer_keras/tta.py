@@ -79,36 +79,39 @@ def tta_views(
             f"`crop_fraction` must be in (0, 1]. Received: crop_fraction={crop_fraction}"
         )
     height, width = images.shape[1:3]
-    crops = [
-        resize(crop, height, width)
-        for crop in _five_crops(images, round(crop_fraction * height), round(crop_fraction * width))
-    ]
+    crop_h, crop_w = crop_size(height, width, crop_fraction)
+    crops = [resize(images[:, top : top + crop_h, left : left + crop_w], height, width)
+             for top, left in _five_offsets(height, width, crop_h, crop_w)]
     return crops + [crop[:, :, ::-1] for crop in crops]
 
 
-def _five_crops(images, crop_h, crop_w):
-    """The top-left, top-right, bottom-left, bottom-right and centre crops."""
-    height, width = images.shape[1:3]
+def crop_size(height: int, width: int, fraction: float) -> tuple[int, int]:
+    """The side of a crop of `fraction` of an image, in whole pixels; a centre
+    crop starts at `((height - crop_h) // 2, (width - crop_w) // 2)`: the ten
+    crops here, `InferenceZoom` and its Grad-CAM maps share this geometry."""
+    return round(fraction * height), round(fraction * width)
+
+
+def _five_offsets(height, width, crop_h, crop_w):
+    """The (top, left) of the top-left, top-right, bottom-left, bottom-right and centre crops."""
     tops = (0, 0, height - crop_h, height - crop_h, (height - crop_h) // 2)
     lefts = (0, width - crop_w, 0, width - crop_w, (width - crop_w) // 2)
-    return [images[:, top : top + crop_h, left : left + crop_w]
-            for top, left in zip(tops, lefts)]
+    return list(zip(tops, lefts))
 
 
 def _shifted_corners(images, zoom):
     """The image moved so that its centre crop of side `zoom` shows each of
-    the five crops of `_five_crops`, edges repeated where it moved away."""
+    the five crops of `_five_offsets`, edges repeated where it moved away."""
     height, width = images.shape[1:3]
-    crop_h, crop_w = round(zoom * height), round(zoom * width)
-    centre_top, centre_left = (height - crop_h) // 2, (width - crop_w) // 2
+    crop_h, crop_w = crop_size(height, width, zoom)
+    offsets = _five_offsets(height, width, crop_h, crop_w)
+    centre_top, centre_left = offsets[-1]
     pad_h, pad_w = height - crop_h, width - crop_w
     padded = np.pad(images, ((0, 0), (pad_h, pad_h), (pad_w, pad_w), (0, 0)), mode="edge")
-    tops = (0, 0, height - crop_h, height - crop_h, centre_top)
-    lefts = (0, width - crop_w, 0, width - crop_w, centre_left)
     # The view's pixel (i, j) is the image's (i - centre_top + top, j - centre_left + left).
     return [padded[:, pad_h + top - centre_top : pad_h + top - centre_top + height,
                    pad_w + left - centre_left : pad_w + left - centre_left + width]
-            for top, left in zip(tops, lefts)]
+            for top, left in offsets]
 
 
 def resize(images: np.ndarray, height: int, width: int) -> np.ndarray:
