@@ -96,6 +96,17 @@ def unit_fraction(text: str) -> float:
     return _real_number(text, lambda v: 0 <= v < 1, "a number from 0 up to, not including, 1")
 
 
+def zoom_choice(text: str) -> float | str | None:
+    """An argparse type: "recipe", "none" or the centre share seen at
+    inference, a number above 0 up to 1 (1: the whole image)."""
+    lowered = text.strip().lower()
+    if lowered in ("recipe", "none"):
+        return None if lowered == "none" else "recipe"
+    value = _real_number(text, lambda v: 0 < v <= 1,
+                         "'recipe', 'none' or a number above 0 up to 1")
+    return None if value == 1 else value
+
+
 def port_number(text: str) -> int:
     """An argparse type: a TCP port, 0 to 65535 (0: any free one)."""
     return _whole_number(text, lambda v: 0 <= v <= 65535,

@@ -90,6 +90,10 @@ class TrainConfig:
     init_from: str | None = None
     pipeline: str = "tfdata"
     data_format: str = "auto"
+    # The centre share of the image the model sees at inference (an
+    # `InferenceZoom` in front of it): "recipe" for the recipe's
+    # (`augment.INFERENCE_ZOOM`), None for the whole image, or a fraction.
+    inference_zoom: float | str | None = "recipe"
     verbose: int | str = "auto"
     command: Sequence[str] | None = None
     callbacks: Sequence[keras.callbacks.Callback] = ()
@@ -301,15 +305,45 @@ def _callbacks(config: TrainConfig, setup: FitSetup, out: Path, start: _Start,
 
 def _inference_zoom(config: TrainConfig, out: Path, checkpoint_state: dict | None
                     ) -> float | None:
-    """The zoom at inference of the run's model: its recipe's
-    (`augment.INFERENCE_ZOOM`), except where the run already has a record
-    (run.json, else the committed checkpoint's state): a run continues as it
-    started, and one started before the zoom existed has none."""
+    """The zoom at inference of the run's model: `config.inference_zoom`, where
+    "recipe" means the recipe's (`augment.INFERENCE_ZOOM`). A run that already
+    has a record (run.json, else the committed checkpoint's state) continues
+    as it started, and one started before the zoom existed has none; asking
+    such a run for another zoom is refused."""
     run_path = out / "run.json"
     record = json.loads(run_path.read_text()) if run_path.exists() else checkpoint_state
+    asked = config.inference_zoom
+    if asked == "recipe":
+        if record is not None:
+            return record.get("inference_zoom")
+        return INFERENCE_ZOOM.get(config.recipe.augment)
+    if asked is not None and not (isinstance(asked, (int, float)) and 0 < asked <= 1):
+        raise TrainingError(
+            "inference_zoom must be 'recipe', None or a fraction in (0, 1]. "
+            f"Received: inference_zoom={asked!r}"
+        )
+    asked = None if asked is None or asked == 1 else float(asked)
     if record is not None:
-        return record.get("inference_zoom")
-    return INFERENCE_ZOOM.get(config.recipe.augment)
+        recorded = record.get("inference_zoom")
+        if not _same_zoom(recorded, asked):
+            where = run_path if run_path.exists() else config.checkpoint
+            raise TrainingError(
+                f"The run recorded in {where} started with "
+                f"{_zoom_text(recorded)} at inference and continues with it. "
+                f"Received: {_zoom_text(asked)}. Leave the zoom at the recipe's "
+                "(train.py: drop --inference-zoom), or train into a new --output-dir."
+            )
+    return asked
+
+
+def _same_zoom(a: float | None, b: float | None) -> bool:
+    if a is None or b is None:
+        return a is b
+    return abs(a - b) < 1e-9
+
+
+def _zoom_text(zoom: float | None) -> str:
+    return "no zoom" if zoom is None else f"a zoom of {zoom:.4g}"
 
 
 def _fit_one(config, data_dir, images, labels, train_idx, val_idx, placement: Placement,

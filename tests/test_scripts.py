@@ -263,7 +263,8 @@ def script(load_script, monkeypatch):
     ("--lr", "nan"), ("--folds", "0"), ("--val-split", "1.5"), ("--val-split", "0"),
     ("--weight-decay", "-1e-4"), ("--label-smoothing", "1"),
     ("--label-smoothing", "-0.1"), ("--warmup-epochs", "-1"), ("--momentum", "1"),
-    ("--seed", "-1"),
+    ("--seed", "-1"), ("--inference-zoom", "0"), ("--inference-zoom", "1.1"),
+    ("--inference-zoom", "half"),
 ])
 def test_train_refuses_a_bad_value_naming_the_option(script, capsys, tmp_path, option,
                                                      value):
@@ -289,6 +290,8 @@ def test_option_types_take_the_edges_they_allow(monkeypatch):
                         (cli.positive_int, "two")):
         with pytest.raises(argparse.ArgumentTypeError, match=f"Received: '{text}'"):
             check(text)
+    assert cli.zoom_choice("Recipe") == "recipe" and cli.zoom_choice("none") is None
+    assert cli.zoom_choice("0.9") == 0.9 and cli.zoom_choice("1") is None
 
 
 def test_evaluate_refuses_a_negative_gradcam_before_evaluating(script, capsys, tmp_path):

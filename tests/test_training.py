@@ -482,3 +482,35 @@ def test_the_zoom_is_the_recipes_unless_the_run_started_without_it(data_dir, tmp
     assert training._inference_zoom(config, tmp_path, {"inference_zoom": 0.5}) is None
     (tmp_path / "run.json").write_text(json.dumps({"inference_zoom": 0.9}))
     assert training._inference_zoom(plain, tmp_path, None) == 0.9
+
+
+def test_a_zoom_asked_for_replaces_the_recipes_and_a_run_keeps_its_own(data_dir, tmp_path):
+    whole = _crop_config(data_dir, tmp_path, inference_zoom=None)
+    assert training._inference_zoom(whole, tmp_path, None) is None
+    assert training._inference_zoom(_config(data_dir, tmp_path, inference_zoom=0.8),
+                                     tmp_path, None) == 0.8
+    # Asking a recorded run for what it has is fine; for another zoom, refused.
+    assert training._inference_zoom(whole, tmp_path, {"epoch": 3}) is None
+    with pytest.raises(training.TrainingError,
+                       match=r"started with no zoom.*Received: a zoom of 0\.8"):
+        training._inference_zoom(_config(data_dir, tmp_path, inference_zoom=0.8),
+                                 tmp_path, {"epoch": 3, "inference_zoom": None})
+    (tmp_path / "run.json").write_text(json.dumps({"inference_zoom": 44 / 48}))
+    with pytest.raises(training.TrainingError, match=r"run\.json started with a zoom of "
+                       r"0\.9167.*Received: no zoom.*new --output-dir"):
+        training._inference_zoom(whole, tmp_path, None)
+    with pytest.raises(training.TrainingError, match="Received: inference_zoom='wide'"):
+        training._inference_zoom(_config(data_dir, tmp_path / "new", inference_zoom="wide"),
+                                 tmp_path / "new", None)
+
+
+def test_a_cropping_run_told_to_see_the_whole_image_trains_without_the_zoom(
+        data_dir, tmp_path):
+    from fer_keras.models import inference_zoom
+
+    out = tmp_path / "run"
+    summary = training.train(_crop_config(data_dir, out, inference_zoom=None))
+    assert summary["inference_zoom"] is None
+    assert inference_zoom(keras.saving.load_model(out / "model.keras")) is None
+    # Its record keeps it so: the recipe's default no longer applies to it.
+    assert training._inference_zoom(_crop_config(data_dir, out), out, None) is None

@@ -116,6 +116,13 @@ def _add_recipe_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--augment", choices=list(augment.AUGMENTATIONS))
     parser.add_argument("--label-smoothing", type=cli.unit_fraction,
                         help="from 0 (none) up to 1")
+    zooms = ", ".join(f"{name} {zoom:.4g}" for name, zoom in augment.INFERENCE_ZOOM.items())
+    parser.add_argument("--inference-zoom", type=cli.zoom_choice, default="recipe",
+                        metavar="{recipe,none,FRACTION}",
+                        help="centre share of the image the model sees at inference, the "
+                        "scale its training crops showed (recipe, the default: the "
+                        f"augmentation's: {zooms}; none for the others); none: the whole "
+                        "image. A resumed run keeps the zoom it started with")
 
 
 def _check_args(args: argparse.Namespace, backend: str, parser: argparse.ArgumentParser) -> None:
@@ -155,7 +162,7 @@ def _train_config(args: argparse.Namespace, output_dir: str, command: list[str])
         backup_every=args.backup_every,
         checkpoint=args.checkpoint, checkpoint_every=args.checkpoint_every,
         init_from=args.init_from, pipeline=args.pipeline, data_format=args.data_format,
-        verbose=2 if args.quiet else "auto", command=command,
+        inference_zoom=args.inference_zoom, verbose=2 if args.quiet else "auto", command=command,
     )
 
 
