@@ -201,6 +201,7 @@ class _ProjectRunner:
     def __init__(self, config: dict):
         from fer_keras import data as fer_data
         from fer_keras import training
+        from fer_keras.augment import INFERENCE_ZOOM
         from fer_keras.recipes import get_recipe
 
         self.fer_data, self.training = fer_data, training
@@ -222,6 +223,8 @@ class _ProjectRunner:
                 seed=config["seed"], data_format=config["data_format"], verbose=0,
             ),
             images, labels, train_idx, val_idx,
+            # As a new run of the recipe validates: behind its zoom, if it crops.
+            inference_zoom=INFERENCE_ZOOM.get(recipe.augment),
         )
         window_images, batches = 0, 0
         for batch_images, _ in self.setup.val_data:
@@ -237,6 +240,7 @@ class _ProjectRunner:
             "steps_per_epoch": training.full_epoch_steps(len(train_idx), self.batch_size),
             "val_images": int(len(val_idx)),
             "val_window_images": window_images,
+            "inference_zoom": self.setup.inference_zoom,
             "folder_images": len(self.paths),
         }
 

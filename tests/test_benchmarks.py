@@ -249,6 +249,7 @@ def test_bench_time_to_accuracy_runs_on_tiny_data(tmp_path):
     # 98 training images: 4 steps of the original's 32 (the last one partial), 1 of 64.
     assert (original["steps_per_epoch"], project["steps_per_epoch"]) == (4, 1)
     assert project["val_images"] == 14 and project["folder_images"] == 112
+    assert project["inference_zoom"] is None  # seed does not crop
     for row in report["configurations"]:
         assert row["s_per_epoch"] > 0 and row["train_s_per_epoch"] > 0, row["name"]
     assert project["load_s_once"] > 0 and original["load_s_once"] == 0
