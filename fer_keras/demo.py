@@ -27,7 +27,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import resources
 
 from fer_keras.demo_analysis import DemoAnalyzer
-from fer_keras.faces import ImageFileError
+from fer_keras.media import ImageFileError
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8000

@@ -24,9 +24,10 @@ import keras
 
 from fer_keras.classes import CLASS_NAMES
 from fer_keras.export import format_of
-from fer_keras.faces import CLASS_COLORS, EmotionRecognizer, ImageFileError, annotate, load_image
+from fer_keras.faces import CLASS_COLORS, EmotionRecognizer, annotate
 from fer_keras.gradcam import check_installed, gradcam_maps, overlay, runs_in_process
 from fer_keras.loading import pretrained_path
+from fer_keras.media import ImageFileError, load_image
 from fer_keras.prediction import IMAGE_DETECTION_SIZE
 
 # The largest photo decoded: 50 megapixels (an 8192 x 6144 camera photo);

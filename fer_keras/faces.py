@@ -5,14 +5,14 @@ detector of `fer_keras.detectors`, crops each face with a margin to the
 model's 48x48 grey input (level, where the detector gives the eyes), and
 classifies all faces of a batch of frames in one model call. Frames are RGB
 (or grey) uint8 arrays, as Pillow, NumPy and scikit-image hand them out;
-`load_image` reads any image file to one.
+`fer_keras.media.load_image` (here too, as `load_image`) reads any image
+file to one.
 """
 
 import dataclasses
 import math
 import os
-from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Sequence
 
 import numpy as np
 
@@ -29,17 +29,16 @@ from fer_keras.detectors import (  # noqa: F401 - re-exported: callers import th
     make_detector,
 )
 from fer_keras.inference import Predictor, check_model_path, check_pixel_scale
+from fer_keras.media import (  # noqa: F401 - re-exported: `from fer_keras.faces import load_image`
+    MAX_IMAGE_PIXELS,
+    VIDEO_EXTENSIONS,
+    ImageFileError,
+    is_video,
+    load_image,
+    read_video,
+    video_info,
+)
 from fer_keras.tta import resolve_mode
-
-VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv")
-# The largest image read, as Pillow's own decompression-bomb guard: past it a
-# file is more likely an attack or an error than a photo (its RGB copy alone
-# would take over 0.5 GB).
-MAX_IMAGE_PIXELS = 2 * 89_478_485
-
-
-class ImageFileError(ValueError):
-    """An image or video file that cannot be read."""
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -119,88 +118,6 @@ def as_rgb(frame) -> np.ndarray:
     if frame.ndim == 2:
         return np.repeat(frame[..., None], 3, axis=-1)
     return frame[..., :3]
-
-
-def load_image(path, max_pixels: int = MAX_IMAGE_PIXELS) -> np.ndarray:
-    """Reads any image file Pillow knows as RGB uint8 (H, W, 3), upright.
-
-    Handles what photos come as: EXIF rotation, palette, alpha (laid on white),
-    16-bit, float and bilevel images, by the rules of `fer_keras.images`,
-    which training data is decoded with too. Raises `ImageFileError` naming
-    the file for a missing, truncated, non-image or too large (over
-    `max_pixels`) file. `path` may also be a binary file (an upload held in
-    memory, `io.BytesIO`), named in messages by its `name` attribute, else
-    "The upload".
-    """
-    from PIL import Image, UnidentifiedImageError
-
-    from fer_keras import images as image_decoder
-
-    if hasattr(path, "read"):
-        source, name = path, getattr(path, "name", "The upload")
-    else:
-        source = name = Path(path)
-        if not source.is_file():
-            raise ImageFileError(f"{name}: no such file.")
-    try:
-        image = image_decoder.open_image(source, max_pixels=max_pixels)
-    except UnidentifiedImageError:
-        raise ImageFileError(
-            f"{name} is not an image file Pillow can read (expected e.g. JPEG, PNG, "
-            "BMP, WebP, TIFF, GIF)."
-        ) from None
-    except Image.DecompressionBombError as err:
-        raise ImageFileError(
-            f"{name} is too large to read safely ({err}); the limit is "
-            f"{max_pixels:,} pixels. Downscale it first."
-        ) from None
-    except (OSError, SyntaxError, ValueError) as err:
-        raise ImageFileError(f"{name} is truncated or corrupt: {err}.") from None
-    return _pil_to_rgb(image)
-
-
-def _pil_to_rgb(image) -> np.ndarray:
-    """RGB uint8 pixels of an open Pillow image, as training decodes them."""
-    from fer_keras import images as image_decoder
-
-    return image_decoder.to_array(image, "RGB")
-
-
-def is_video(path) -> bool:
-    return Path(path).suffix.lower() in VIDEO_EXTENSIONS
-
-
-def read_video(path, max_frames: int | None = None) -> Iterator[np.ndarray]:
-    """The RGB frames of a video file, or of webcam number `path` if an int."""
-    cv2 = import_cv2()
-    capture = cv2.VideoCapture(path if isinstance(path, int) else str(path))
-    try:
-        if not capture.isOpened():
-            what = f"webcam {path}" if isinstance(path, int) else str(path)
-            raise ImageFileError(
-                f"Could not open {what} as a video: OpenCV cannot decode it or the "
-                "device does not exist."
-            )
-        count = 0
-        while max_frames is None or count < max_frames:
-            ok, frame = capture.read()
-            if not ok:
-                break
-            count += 1
-            yield cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
-    finally:
-        capture.release()
-
-
-def video_info(path) -> tuple[float, int]:
-    """(frames per second, frame count) of a video file; 0 where unknown."""
-    cv2 = import_cv2()
-    capture = cv2.VideoCapture(str(path))
-    try:
-        return (float(capture.get(cv2.CAP_PROP_FPS) or 0.0),
-                int(capture.get(cv2.CAP_PROP_FRAME_COUNT) or 0))
-    finally:
-        capture.release()
 
 
 class EmotionRecognizer:

@@ -1,6 +1,6 @@
 """The one image decoder: training data and photos become pixels by the same rules.
 
-Training (`fer_keras.data`) and prediction (`fer_keras.faces.load_image`)
+Training (`fer_keras.data`) and prediction (`fer_keras.media.load_image`)
 both decode files here, so a file gives the model the same pixels at both
 times. The rules, for every file Pillow opens:
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import keras
 
-from fer_keras import detectors, faces, plots
+from fer_keras import detectors, faces, media, plots
 from fer_keras.results import Results
 from fer_keras.timeline import DEFAULT_MAX_MISSED, DEFAULT_SMOOTH_S, FaceTimeline
 
@@ -35,8 +35,8 @@ def predict_images(recognizer: faces.EmotionRecognizer, images: list, results: R
         batch, loaded = images[start:start + batch_size], []
         for file, name, _ in batch:
             try:
-                loaded.append((file, name, faces.load_image(file)))
-            except faces.ImageFileError as err:
+                loaded.append((file, name, media.load_image(file)))
+            except media.ImageFileError as err:
                 results.add(file, "image", error=str(err))
         found = recognizer.predict_batch([rgb for _, _, rgb in loaded])
         for (file, name, rgb), frame_faces in zip(loaded, found):
@@ -56,7 +56,7 @@ def predict_video(recognizer: faces.EmotionRecognizer, source: "str | Path | int
     cv2 = detectors.import_cv2()
     kind = "webcam" if isinstance(source, int) else "video"
     label = f"webcam {source}" if kind == "webcam" else source
-    fps, count = (15.0, 0) if kind == "webcam" else faces.video_info(source)
+    fps, count = (15.0, 0) if kind == "webcam" else media.video_info(source)
     fps = fps or 25.0
     if kind == "webcam":
         batch_size = 1  # each frame as soon as it arrives
@@ -64,7 +64,7 @@ def predict_video(recognizer: faces.EmotionRecognizer, source: "str | Path | int
     progbar = keras.utils.Progbar(target or None, unit_name="frame")
     timeline = FaceTimeline(smooth_s, max_missed)
     out, writer, found, index, interrupted = None, None, [], 0, False
-    frames = faces.read_video(source, max_frames)
+    frames = media.read_video(source, max_frames)
     stamped = _stamped(frames, fps, live=kind == "webcam")
     try:
         while True:
@@ -87,7 +87,7 @@ def predict_video(recognizer: faces.EmotionRecognizer, source: "str | Path | int
             progbar.update(index)
     except KeyboardInterrupt:
         interrupted = True
-    except (faces.ImageFileError, cv2.error) as err:
+    except (media.ImageFileError, cv2.error) as err:
         results.add(label, kind, error=str(err))
         return
     finally:

@@ -12,7 +12,7 @@ from PIL import Image
 
 from fer_keras import CLASS_NAMES
 from fer_keras.demo_analysis import DemoAnalyzer, gradcam_unavailable
-from fer_keras.faces import ImageFileError
+from fer_keras.media import ImageFileError
 
 skimage_data = pytest.importorskip("skimage.data")
 

@@ -1,13 +1,11 @@
 """Faces found, cropped and classified on a real photo (scikit-image's
-astronaut: one frontal face), and the image files photos really come as.
-The detectors themselves are tested in test_detectors.py."""
+astronaut: one frontal face). The detectors themselves are tested in
+test_detectors.py, the files photos come as in test_media.py."""
 
-import io
 import re
 
 import numpy as np
 import pytest
-from PIL import Image
 
 import keras
 
@@ -290,70 +288,3 @@ def test_without_a_pretrained_model_the_error_says_what_to_do(monkeypatch, tmp_p
     monkeypatch.setattr(loading, "PRETRAINED_DIR", tmp_path)
     with pytest.raises(loading.ModelFileError, match="No pretrained model named 'cbam'"):
         faces.EmotionRecognizer()
-
-
-# Image files as photos come.
-
-
-def test_load_image_modes(tmp_path, astronaut):
-    grey = cv2.cvtColor(astronaut, cv2.COLOR_RGB2GRAY)
-    Image.fromarray(grey.astype("uint16") * 257).save(tmp_path / "deep.png")
-    loaded = faces.load_image(tmp_path / "deep.png")
-    assert loaded.shape == (512, 512, 3) and loaded.dtype == np.uint8
-    np.testing.assert_array_equal(loaded[..., 0], grey)
-
-    rgba = np.zeros((8, 8, 4), np.uint8)
-    rgba[..., 0] = 200
-    rgba[:4, ..., 3] = 255
-    Image.fromarray(rgba).save(tmp_path / "alpha.png")
-    loaded = faces.load_image(tmp_path / "alpha.png")
-    assert loaded.shape == (8, 8, 3)
-    assert tuple(loaded[0, 0]) == (200, 0, 0) and tuple(loaded[7, 7]) == (255, 255, 255)
-
-    Image.fromarray(astronaut).convert("P", palette=Image.Palette.ADAPTIVE).save(tmp_path / "p.png")
-    loaded = faces.load_image(tmp_path / "p.png")
-    assert loaded.shape == (512, 512, 3)
-    assert np.abs(loaded.astype(int) - astronaut).mean() < 12
-
-    Image.fromarray(grey).convert("1").save(tmp_path / "bw.png")
-    assert set(np.unique(faces.load_image(tmp_path / "bw.png"))) <= {0, 255}
-
-
-def test_load_image_turns_by_exif(tmp_path):
-    exif = Image.Exif()
-    exif[0x0112] = 6  # rotated 90 degrees clockwise
-    Image.new("RGB", (40, 20), (10, 20, 30)).save(tmp_path / "phone.jpg", exif=exif)
-    assert faces.load_image(tmp_path / "phone.jpg").shape == (40, 20, 3)
-
-
-def test_bad_image_files_name_the_file(tmp_path, astronaut):
-    Image.fromarray(astronaut).save(tmp_path / "full.jpg")
-    data = (tmp_path / "full.jpg").read_bytes()
-    (tmp_path / "cut.jpg").write_bytes(data[: len(data) // 2])
-    with pytest.raises(faces.ImageFileError, match="cut.jpg is truncated or corrupt"):
-        faces.load_image(tmp_path / "cut.jpg")
-    (tmp_path / "notes.jpg").write_text("not a picture")
-    with pytest.raises(faces.ImageFileError, match="notes.jpg is not an image file"):
-        faces.load_image(tmp_path / "notes.jpg")
-    with pytest.raises(faces.ImageFileError, match="gone.png: no such file"):
-        faces.load_image(tmp_path / "gone.png")
-    with pytest.raises(faces.ImageFileError, match=r"full.jpg is too large.*262,143 pixels"):
-        faces.load_image(tmp_path / "full.jpg", max_pixels=512 * 512 - 1)
-
-
-def test_load_image_reads_an_upload_held_in_memory(astronaut):
-    buffer = io.BytesIO()
-    Image.fromarray(astronaut).save(buffer, "PNG")
-    np.testing.assert_array_equal(faces.load_image(io.BytesIO(buffer.getvalue())), astronaut)
-    with pytest.raises(faces.ImageFileError, match="The upload is not an image file"):
-        faces.load_image(io.BytesIO(b"not a picture"))
-    named = io.BytesIO(buffer.getvalue()[:1000])
-    named.name = "photo.png"
-    with pytest.raises(faces.ImageFileError, match="photo.png is truncated or corrupt"):
-        faces.load_image(named)
-
-
-def test_video_that_cannot_be_opened(tmp_path):
-    (tmp_path / "clip.mp4").write_text("not a video")
-    with pytest.raises(faces.ImageFileError, match="Could not open .*clip.mp4"):
-        list(faces.read_video(tmp_path / "clip.mp4"))

@@ -1,5 +1,5 @@
 """The one image decoder (fer_keras.images): training data (fer_keras.data) and
-photos (fer_keras.faces.load_image) give the same pixels for the same file."""
+photos (fer_keras.media.load_image) give the same pixels for the same file."""
 
 import io
 
@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from fer_keras import data, faces, images
+from fer_keras import data, faces, images, media
 
 SIDE = data.IMAGE_SIZE
 
@@ -117,7 +117,7 @@ WRITERS = {
 def test_training_and_prediction_decode_the_same_grey(tmp_path, kind):
     path = WRITERS[kind](tmp_path / kind)
     trained, _, size = data.decode_image(str(path))
-    photo = faces.load_image(path)
+    photo = media.load_image(path)
     assert size == (SIDE, SIDE) and photo.shape == (SIDE, SIDE, 3)
     assert trained.dtype == photo.dtype == np.uint8
     np.testing.assert_array_equal(trained, images.to_grey(photo))

@@ -27,12 +27,12 @@ def test_the_left_face_shows_each_class_in_turn_and_the_astronaut_leaves_once(to
 def test_a_short_clip_has_both_faces_where_the_detector_finds_them(tool, tmp_path, capsys):
     if not (REAL_DATA / "test").is_dir():
         pytest.skip(f"FER2013 not found at {REAL_DATA}")
-    from fer_keras import faces
+    from fer_keras import faces, media
 
     clip = tmp_path / "clip.mp4"
     tool.main([str(clip), "--data-dir", str(REAL_DATA), "--hold", "0.4", "--fps", "5"])
     assert "left: angry" in capsys.readouterr().out
-    frames = list(faces.read_video(clip))
+    frames = list(media.read_video(clip))
     assert len(frames) == 14 and frames[0].shape == (480, 640, 3)
     with open(tmp_path / "clip_truth.csv", newline="") as f:
         truth = list(csv.DictReader(f))

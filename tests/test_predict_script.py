@@ -401,7 +401,7 @@ def test_missing_path_and_webcam_without_camera(model_path, tmp_path):
 
 
 def test_webcam_until_ctrl_c_keeps_what_it_saw(model_path, tmp_path, monkeypatch):
-    from fer_keras import faces
+    from fer_keras import media
 
     frame = np.full((480, 640, 3), 90, np.uint8)
     frame[48:432, 128:512] = cv2.resize(skimage_data.astronaut(), (384, 384))
@@ -412,7 +412,7 @@ def test_webcam_until_ctrl_c_keeps_what_it_saw(model_path, tmp_path, monkeypatch
             yield frame
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(faces, "read_video", camera)
+    monkeypatch.setattr(media, "read_video", camera)
     predict.main(["--webcam", "0", "--model-path", str(model_path), "--output-dir",
                   str(tmp_path), "--backend", BACKEND])
     (record,) = json.loads((tmp_path / "predictions.json").read_text())["files"]

@@ -61,12 +61,12 @@ def framed(face: np.ndarray, side: int) -> np.ndarray:
 
 def fer_faces(data_dir: Path, detector) -> dict[str, tuple[Path, np.ndarray]]:
     """For each class, the first test photo the detector finds once enlarged."""
-    from fer_keras import faces
+    from fer_keras import media
 
     chosen = {}
     for name, folder in FOLDERS.items():
         for path in sorted((data_dir / "test" / folder).glob("*")):
-            rgb = framed(faces.load_image(path), FACE_SIDE)
+            rgb = framed(media.load_image(path), FACE_SIDE)
             if len(detector.detect(rgb)) == 1:
                 chosen[name] = (path, rgb)
                 break
