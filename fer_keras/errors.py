@@ -19,6 +19,13 @@ def unknown(what: str, received, expected: Iterable, argument: str | None = None
     return ValueError(message)
 
 
+def run_command(command: str, options: str = "") -> str:
+    """The one way messages name a command: the installed `fer-keras train`,
+    and the script a clone of the repository has beside it."""
+    tail = f" {options}" if options else ""
+    return f"`fer-keras {command}{tail}` (in a clone, `python {command}.py{tail}`)"
+
+
 def install_extra(extra: str) -> str:
     """The one line that installs an optional part: `pip install "fer-keras[gradcam]"`."""
     return f'pip install "fer-keras[{extra}]"'

@@ -10,6 +10,7 @@ import keras
 
 from fer_keras import data
 from fer_keras.classes import CLASS_NAMES
+from fer_keras.errors import run_command
 from fer_keras.inference import Predictor, check_pixel_scale
 from fer_keras.loading import ModelFileError, pretrained_path, source_run
 from fer_keras.models import inference_zoom
@@ -103,7 +104,7 @@ def newest_model(runs_dir="runs") -> tuple[Path, list[tuple[Path, str]]]:
                  else f"no model.keras under {Path(runs_dir).resolve()}")
         raise ModelFileError(
             f"No model to evaluate: {found} and no pretrained model is installed. "
-            "Train one with `python train.py` or pass --model-path."
+            f"Train one with {run_command('train')} or pass --model-path."
         ) from None
 
 

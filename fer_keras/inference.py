@@ -35,6 +35,7 @@ import keras
 from fer_keras import backends, export
 from fer_keras.classes import CLASS_NAMES
 from fer_keras.ensemble import build_ensemble
+from fer_keras.errors import run_command
 from fer_keras.loading import ModelFileError, check_model, load_model
 from fer_keras.models import inference_zoom
 from fer_keras.tta import num_views, resolve_mode, tta_views
@@ -155,7 +156,7 @@ class Predictor:
         if not path.exists():
             raise ModelFileError(
                 f"Model file not found: {path}. Write one with "
-                f"`python export.py --format {spec.name}`."
+                f"{run_command('export', f'--format {spec.name}')}."
             )
         check_model_path(path)
         run = export.load_exported(path, spec.name, num_threads=num_threads)

@@ -10,6 +10,7 @@ import keras
 # known to Keras before a `.keras` file that uses them is read.
 import fer_keras.layers  # noqa: F401
 from fer_keras.classes import CLASS_NAMES
+from fer_keras.errors import run_command
 
 PRETRAINED_DIR = Path(__file__).parent / "pretrained"
 
@@ -33,13 +34,13 @@ def load_model(path, num_classes: int | None = len(CLASS_NAMES)) -> keras.Model:
     path = Path(path)
     if not path.exists():
         raise ModelFileError(
-            f"Model file not found: {path}. Train one with `python train.py` "
+            f"Model file not found: {path}. Train one with {run_command('train')} "
             "or pass the path of a `.keras` file with --model-path."
         )
     if path.is_dir() or not zipfile.is_zipfile(path):
         raise ModelFileError(
             f"{path} is not a Keras model file: expected a `.keras` archive as "
-            "written by `model.save()` or train.py (legacy .h5 files and "
+            "written by `model.save()` or `fer-keras train` (legacy .h5 files and "
             "SavedModel folders are not supported; re-save the model as .keras)."
         )
     try:
@@ -82,7 +83,7 @@ def pretrained_path(name: str | None = None) -> Path:
         raise ModelFileError(
             f"No pretrained model named {name!r} ships with this install. "
             f"Available: {available or 'none yet'}. Train one with "
-            f"`python train.py --model {name}`."
+            f"{run_command('train', f'--model {name}')}."
         )
     return path
 
@@ -118,6 +119,6 @@ def find_latest_model(runs_dir="runs") -> Path:
     except ModelFileError:
         raise ModelFileError(
             f"No model to evaluate: no model.keras under {Path(runs_dir).resolve()} "
-            "and no pretrained model installed. Train one with `python train.py` "
+            f"and no pretrained model installed. Train one with {run_command('train')} "
             "or pass --model-path."
         ) from None

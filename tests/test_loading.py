@@ -19,8 +19,18 @@ def test_round_trip_checks_and_loads(tmp_path):
 
 
 def test_missing_file(tmp_path):
-    with pytest.raises(loading.ModelFileError, match="not found"):
+    # The command to run is named as installed, and as a clone has it.
+    with pytest.raises(loading.ModelFileError, match=r"nope.keras. Train one with "
+                       r"`fer-keras train` \(in a clone, `python train.py`\)"):
         loading.load_model(tmp_path / "nope.keras")
+
+
+def test_a_missing_pretrained_model_names_the_command_that_trains_it(monkeypatch, tmp_path):
+    monkeypatch.setattr(loading, "PRETRAINED_DIR", tmp_path)
+    with pytest.raises(loading.ModelFileError, match=r"'vgg'.*Available: none yet.*"
+                       r"`fer-keras train --model vgg` \(in a clone, "
+                       r"`python train.py --model vgg`\)"):
+        loading.pretrained_path("vgg")
 
 
 def test_not_a_keras_file(tmp_path):
