@@ -190,9 +190,21 @@ def evaluate(
     tta: bool | str = False,
     batch_size: int = 256,
     extra: Mapping | None = None,
+    probabilities: np.ndarray | None = None,
 ) -> dict:
-    """Evaluates `model`; with `output_dir`, writes metrics.json and the two PNGs."""
-    probs = predict_proba(model, images, batch_size=batch_size, tta=tta)
+    """Evaluates `model`; with `output_dir`, writes metrics.json and the two PNGs.
+
+    `probabilities` are the model's, (N, classes), computed already with
+    `predict_proba(model, images, tta=tta)`: they are scored instead of
+    predicted again (evaluate.py draws its errors from the same ones).
+    """
+    probs = (predict_proba(model, images, batch_size=batch_size, tta=tta)
+             if probabilities is None else np.asarray(probabilities))
+    if probs.ndim != 2 or len(probs) != len(labels):
+        raise ValueError(
+            "`probabilities` must hold one row per image, (N, classes). Received: "
+            f"shape {probs.shape} for {len(labels)} images"
+        )
     metrics = classification_metrics(labels, probs.argmax(axis=-1))
     metrics["tta"] = resolve_mode(tta)
     metrics.update(extra or {})

@@ -115,12 +115,16 @@ def gradcam_grid(
     method: str = "gradcam",
     layer_name: str | None = None,
     class_names: Sequence[str] | None = None,
+    predicted: np.ndarray | None = None,
+    errors_only: bool = False,
 ) -> Path:
     """Writes a PNG of Grad-CAM maps, `per_class` random images of each class.
 
     One row per class; each face is titled with its true and predicted label
     (red when wrong) and overlaid with the map of the predicted class, so one
-    sees what the model looked at when right and when wrong.
+    sees what the model looked at when right and when wrong. With
+    `errors_only`, only faces predicted wrong are drawn: what the model saw
+    in each class it confuses.
 
     Args:
         model_or_path: a Keras model, or a `.keras` file saved under any backend.
@@ -133,6 +137,12 @@ def gradcam_grid(
         layer_name: the target layer; None uses the last conv block.
         class_names: names of the model's classes; None uses `CLASS_NAMES`
             for 7-class models and the class numbers otherwise.
+        predicted: the predicted class of each image, (N,), as an evaluation
+            made them (with test-time augmentation, say): the faces are titled
+            with them and their maps drawn. None: the model's own predictions
+            of the images as they are.
+        errors_only: draw only images whose `predicted` class is not their
+            label (`predicted` must be given).
 
     Returns:
         The path of the PNG.
@@ -146,29 +156,48 @@ def gradcam_grid(
         )
     if int(per_class) < 1:
         raise ValueError(f"`per_class` must be at least 1. Received: per_class={per_class}")
-    picks = _grid_picks(labels, int(per_class), seed)
+    if predicted is not None:
+        predicted = np.asarray(predicted).astype("int64").reshape(-1)
+        if len(predicted) != len(labels):
+            raise ValueError(
+                "`predicted` must give one class per image. Received: "
+                f"{len(labels)} images and {len(predicted)} predictions"
+            )
+    if errors_only and predicted is None:
+        raise ValueError("`errors_only` draws the images predicted wrong: pass their "
+                         "predictions as `predicted`. Received: predicted=None")
+    drawn = predicted != labels if errors_only else np.ones(len(labels), bool)
+    if not drawn.any():
+        raise ValueError(f"No image to draw: all {len(labels)} images are predicted right.")
+    picks = _grid_picks(labels, int(per_class), seed, drawn)
     chosen = np.concatenate(picks)
-    result = _compute(model_or_path, images[chosen], None, layer_name, method, 64)
+    explained = None if predicted is None else predicted[chosen]
+    result = _compute(model_or_path, images[chosen], explained, layer_name, method, 64)
+    if explained is None:
+        explained = result["logits"].argmax(axis=-1)
     class_names = _grid_class_names(class_names, result["logits"].shape[-1],
                                     int(labels.max()) + 1)
     faces = [
-        (overlay(images[i], cam), labels[i], predicted)
-        for i, cam, predicted in zip(chosen, result["maps"], result["logits"].argmax(axis=-1))
+        (overlay(images[i], cam), labels[i], guess)
+        for i, cam, guess in zip(chosen, result["maps"], explained)
     ]
     title = (f"{'Grad-CAM++' if method == 'gradcam++' else 'Grad-CAM'} of the predicted "
-             f"class\nlayer {result['layer']}")
+             f"class{', errors only' if errors_only else ''}\nlayer {result['layer']}")
     return _draw_grid([len(pick) for pick in picks], int(per_class), faces, class_names,
                       title, Path(output_path))
 
 
-def _grid_picks(labels: np.ndarray, per_class: int, seed: int) -> list[np.ndarray]:
-    """For each class present, in order, up to `per_class` of its indices at random."""
+def _grid_picks(labels: np.ndarray, per_class: int, seed: int,
+                drawn: np.ndarray) -> list[np.ndarray]:
+    """For each class with images to draw, in order, up to `per_class` of
+    those images' indices at random."""
     rng = np.random.default_rng(seed)
-    return [
-        np.sort(rng.choice(np.flatnonzero(labels == c),
-                           min(per_class, int(np.sum(labels == c))), replace=False))
-        for c in np.unique(labels)
-    ]
+    picks = []
+    for c in np.unique(labels[drawn]):
+        candidates = np.flatnonzero((labels == c) & drawn)
+        picks.append(np.sort(rng.choice(candidates, min(per_class, len(candidates)),
+                                        replace=False)))
+    return picks
 
 
 def _grid_class_names(class_names, num_classes: int, num_label_classes: int) -> Sequence[str]:

@@ -155,6 +155,20 @@ def test_evaluate_writes_metrics_and_plots(tmp_path):
         assert (tmp_path / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_evaluate_scores_probabilities_computed_already(tmp_path):
+    model = build_model("baseline")
+    images = np.zeros((14, 48, 48, 1), "uint8")
+    labels = np.arange(14) % 7
+    computed = evaluation.predict_proba(model, images, tta="mirror")
+    metrics = evaluation.evaluate(model, images, labels, tta="mirror", probabilities=computed)
+    assert metrics == evaluation.evaluate(model, images, labels, tta="mirror")
+    # They are scored as given, not predicted again.
+    assert evaluation.evaluate(model, images, labels, probabilities=np.eye(7)[labels])[
+        "accuracy"] == 1.0
+    with pytest.raises(ValueError, match=r"Received: shape \(13, 7\) for 14 images"):
+        evaluation.evaluate(model, images, labels, probabilities=np.eye(7)[labels][:13])
+
+
 def test_comparison_table_has_a_row_per_model():
     m = evaluation.classification_metrics(np.arange(7), np.arange(7))
     table = evaluation.comparison_table({"a/model.keras": m, "b/model.keras": m})

@@ -210,6 +210,47 @@ def test_grid_png(trained, tmp_path):
     assert height > width > 300  # three rows of three, the second row short of one
 
 
+def test_a_grid_of_errors_draws_only_wrong_faces_with_the_map_of_the_class_chosen(
+        trained, tmp_path, monkeypatch):
+    path = trained[1]
+    images, labels, _ = quadrant_images(24, seed=3)
+    # As an evaluation with TTA might have decided: every third face wrong.
+    predicted = labels.copy()
+    predicted[::3] = (labels[::3] + 1) % 4
+    drawn = {}
+
+    def capture(row_lengths, columns, faces, class_names, title, output_path):
+        drawn.update(rows=row_lengths, faces=faces, title=title)
+        return output_path
+
+    monkeypatch.setattr(gradcam, "_draw_grid", capture)
+    gradcam.gradcam_grid(path, images, labels, per_class=2, predicted=predicted,
+                         errors_only=True, output_path=tmp_path / "errors.png")
+    wrong = np.flatnonzero(predicted != labels)
+    assert sum(drawn["rows"]) == len(drawn["faces"]) > 0
+    assert len(drawn["rows"]) == len(np.unique(labels[wrong]))
+    assert "errors only" in drawn["title"]
+    # Each face drawn is a wrong one, overlaid with the map of the class it was given.
+    overlays = [gradcam.overlay(images[i], cam) for i, cam in zip(
+        wrong, gradcam.gradcam_maps(path, images[wrong], class_indices=predicted[wrong]))]
+    for rgb, true, guess in drawn["faces"]:
+        assert true != guess
+        (i,) = [i for i, expected in zip(wrong, overlays)
+                if (labels[i], predicted[i]) == (true, guess)
+                and np.abs(expected.astype(int) - rgb.astype(int)).max() <= 1]
+
+
+def test_a_grid_of_errors_needs_the_predictions_and_an_error(trained):
+    path = trained[1]
+    images, labels, _ = quadrant_images(8, seed=4)
+    with pytest.raises(ValueError, match="pass their predictions as `predicted`"):
+        gradcam.gradcam_grid(path, images, labels, errors_only=True)
+    with pytest.raises(ValueError, match="all 8 images are predicted right"):
+        gradcam.gradcam_grid(path, images, labels, predicted=labels, errors_only=True)
+    with pytest.raises(ValueError, match="8 images and 3 predictions"):
+        gradcam.gradcam_grid(path, images, labels, predicted=labels[:3])
+
+
 def test_an_ensemble_is_refused_with_what_to_do_instead(trained):
     from fer_keras import ensemble
 

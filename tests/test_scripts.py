@@ -12,6 +12,8 @@ from tiny_data import write_kaggle_folders
 
 import keras
 
+import fer_keras
+
 ROOT = Path(__file__).resolve().parents[1]
 BACKENDS = ("jax", "tensorflow", "torch")
 BACKEND = keras.backend.backend()
@@ -204,10 +206,28 @@ def test_evaluate_an_onnx_export_like_its_keras_model(served_files, data_dir, tm
 
 
 @once
+def test_evaluate_draws_the_grad_cam_of_what_it_got_wrong(data_dir, tmp_path):
+    keras.utils.set_random_seed(0)
+    untrained = tmp_path / "untrained.keras"
+    fer_keras.build_model("baseline").save(untrained)
+    result = run_script("evaluate.py", "--model-path", str(untrained), "--tta",
+                        "mirror", "--gradcam-errors", "2", "--data-dir", str(data_dir),
+                        "--output-dir", str(tmp_path))
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert metrics["accuracy"] < 1  # untrained: errors to draw
+    assert (tmp_path / "gradcam_errors.png").read_bytes()[:4] == b"\x89PNG"
+    assert f"Grad-CAM grid of errors: {tmp_path / 'gradcam_errors.png'}" in result.stdout
+    assert not (tmp_path / "gradcam.png").exists()
+
+
+@once
 def test_gradcam_of_a_litert_export_is_refused(litert_files, data_dir):
     result = run_script("evaluate.py", "--model-path", str(litert_files["float"]),
                         "--gradcam", "2", "--data-dir", str(data_dir), check=False)
     assert result.returncode == 2 and "an export has none" in result.stderr
+    result = run_script("evaluate.py", "--model-path", str(litert_files["float"]),
+                        "--gradcam-errors", "2", "--data-dir", str(data_dir), check=False)
+    assert result.returncode == 2 and "--gradcam-errors needs the gradients" in result.stderr
 
 
 @once

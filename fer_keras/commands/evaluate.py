@@ -80,6 +80,10 @@ def build_parser(prog: str = "evaluate.py") -> argparse.ArgumentParser:
     parser.add_argument("--batch-size", type=cli.positive_int, default=256)
     parser.add_argument("--gradcam", type=cli.non_negative_int, metavar="N", default=0,
                         help="also draw a Grad-CAM grid of N test images per class")
+    parser.add_argument("--gradcam-errors", type=cli.non_negative_int, metavar="N", default=0,
+                        help="also draw a Grad-CAM grid of N images per class that the "
+                        "evaluation (its --tta included) got wrong, with the map of the "
+                        "class it chose (gradcam_errors.png)")
     return parser
 
 
@@ -110,13 +114,15 @@ def _load_models(paths: list[Path], args: argparse.Namespace,
     if args.ensemble and (len(paths) < 2 or exports):
         parser.error("--ensemble averages two or more .keras models. Received: "
                      f"--model-path {' '.join(map(str, paths))}")
-    if args.ensemble and args.gradcam:
-        parser.error("--gradcam explains one model, not an ensemble: evaluate a "
-                     "member with --gradcam, or drop it.")
-    if args.gradcam and exports:
-        parser.error("--gradcam needs the gradients of a .keras model; an export "
+    option = ("--gradcam" if args.gradcam else "--gradcam-errors" if args.gradcam_errors
+              else None)
+    if args.ensemble and option:
+        parser.error(f"{option} explains one model, not an ensemble: evaluate a "
+                     f"member with {option}, or drop it.")
+    if option and exports:
+        parser.error(f"{option} needs the gradients of a .keras model; an export "
                      f"has none. Received: --model-path {' '.join(map(str, paths))}")
-    if args.gradcam:
+    if option:
         from fer_keras import gradcam
 
         gradcam.check_installed()
@@ -179,9 +185,11 @@ def _evaluate(model, path: Path | list[Path], out: Path, data_dir: Path,
         images, labels = split
     # LiteRT notes its CPU delegate on the first run of a .tflite model.
     with cli.native_log_filtered() if isinstance(model, Predictor) else nullcontext():
+        probabilities = evaluation.predict_proba(model, images, batch_size=args.batch_size,
+                                                 tta=args.tta)
         metrics = evaluation.evaluate(
             model, images, labels, output_dir=out, tta=args.tta,
-            batch_size=args.batch_size,
+            batch_size=args.batch_size, probabilities=probabilities,
             extra={
                 "model_path": [str(p) for p in path] if isinstance(path, list) else str(path),
                 "split": args.split,
@@ -199,6 +207,16 @@ def _evaluate(model, path: Path | list[Path], out: Path, data_dir: Path,
         grid = gradcam.gradcam_grid(path, images, labels, per_class=args.gradcam,
                                     output_path=out / "gradcam.png", seed=0)
         print(f"Grad-CAM grid: {grid}")
+    predicted = probabilities.argmax(axis=-1)
+    if args.gradcam_errors and (predicted == labels).all():
+        print("Grad-CAM grid of errors: none to draw, every image is predicted right.")
+    elif args.gradcam_errors:
+        from fer_keras import gradcam
+
+        grid = gradcam.gradcam_grid(path, images, labels, per_class=args.gradcam_errors,
+                                    output_path=out / "gradcam_errors.png", seed=0,
+                                    predicted=predicted, errors_only=True)
+        print(f"Grad-CAM grid of errors: {grid}")
     print(f"Wrote {out / 'metrics.json'}, {out / 'confusion_matrix.png'}, "
           f"{out / 'per_class.png'}")
     return metrics
