@@ -14,6 +14,8 @@ import numpy as np
 import pytest
 from tiny_data import write_kaggle_folders
 
+import keras
+
 from fer_keras import data as fer_data
 from fer_keras.loading import load_model
 from fer_keras.models import inference_zoom
@@ -75,6 +77,17 @@ def test_pack_refuses_a_csv(tools, tmp_path):
 
 def test_learning_rate_scales_with_the_batch(tools):
     assert tools.train.scaled_lr(0.01, 256, 64) == pytest.approx(0.04)
+
+
+def test_a_run_told_to_see_the_whole_image_stores_a_model_without_the_zoom(
+        tools, pack, tmp_path):
+    out = tmp_path / "whole"
+    tools.train.main(["--pack", str(pack), "--output-dir", str(out), "--model", "baseline",
+                      "--epochs", "1", "--steps-per-epoch", "1", "--batch-size", "16",
+                      "--mixed-precision", "off", "--inference-zoom", "none",
+                      "--backend", keras.backend.backend()])
+    assert json.loads((out / "run.json").read_text())["inference_zoom"] is None
+    assert inference_zoom(load_model(out / "model.keras")) is None
 
 
 def test_time_limit_stops_after_the_last_epoch_that_fits(tools, capsys):

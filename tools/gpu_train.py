@@ -135,6 +135,10 @@ def main(argv=None) -> None:
     parser.add_argument("--mixed-precision", default="auto",
                         choices=("auto", "bfloat16", "float16", "off"),
                         help="auto (default): float16 on a GPU, else as train.py")
+    parser.add_argument("--inference-zoom", type=cli.zoom_choice, default="recipe",
+                        metavar="{recipe,none,FRACTION}",
+                        help="centre share of the image the model sees at inference "
+                        "(default: the recipe's, as train.py)")
     parser.add_argument("--time-limit", type=float, metavar="SECONDS",
                         help="stop after the last epoch that ends within this many "
                         "seconds of the start (default: none)")
@@ -161,7 +165,8 @@ def main(argv=None) -> None:
         model=args.model, recipe=recipe, recipe_name=args.recipe, data_dir=str(pack),
         output_dir=str(out), val_split=args.val_split, seed=args.seed,
         steps_per_epoch=args.steps_per_epoch, mixed_precision=args.mixed_precision,
-        pipeline="device", verbose=2, command=["tools/gpu_train.py", *argv],
+        inference_zoom=args.inference_zoom, pipeline="device", verbose=2,
+        command=["tools/gpu_train.py", *argv],
         callbacks=[time_limit] if time_limit else [], train_arrays=(images, labels),
     ))
     run_path = out / "run.json"
