@@ -204,6 +204,19 @@ def test_runs_that_held_out_different_images_make_no_ensemble(tool, shipped_to, 
     assert not (shipped_to / "pretrained").exists()
 
 
+def test_a_run_marked_completed_by_hand_is_refused_before_anything_is_measured(
+        tool, shipped_to, tmp_path, monkeypatch):
+    from fer_keras import data
+
+    run = _run(tmp_path / "a", 2, [0.3, 0.4])
+    del run["epochs"], run["epoch_time_s"]
+    (tmp_path / "a" / "run.json").write_text(json.dumps(run))
+    monkeypatch.setattr(data, "locate_data", lambda _: pytest.fail("data looked for"))
+    with pytest.raises(SystemExit, match="lacks epochs, epoch_time_s, which train.py writes"):
+        tool.main([str(tmp_path / "a"), "--backend", keras.backend.backend()])
+    assert not (shipped_to / "pretrained").exists()
+
+
 def test_runs_of_a_cropping_recipe_get_the_zoom_that_validation_chooses(
         tool, shipped_to, tmp_path):
     from fer_keras import evaluation, loading, models

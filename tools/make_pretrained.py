@@ -65,6 +65,11 @@ def run_chain(run_dir: Path) -> list[tuple[Path | None, dict]]:
     return chain
 
 
+# What the card takes from each run's record, as `run_record.completed_record`
+# writes it at the end of a run.
+COMPLETED_KEYS = ("model", "recipe_name", "recipe", "epochs", "best_epoch", "epoch_time_s")
+
+
 def joined_history(chain) -> list[dict]:
     """The histories of a chain of runs as one, epochs numbered on.
 
@@ -294,6 +299,13 @@ def main(argv=None) -> None:
             if record.get("status") != "completed":
                 sys.exit(f"error: the run of {record.get('model_path')} has status "
                          f"{record.get('status')!r}; finish the run first.")
+            missing = [key for key in COMPLETED_KEYS if key not in record]
+            if missing:
+                # Checked here, not after the evaluations that come first.
+                sys.exit(f"error: the run.json of {record.get('model_path')} says "
+                         f"'completed' but lacks {', '.join(missing)}, which train.py "
+                         "writes when a run ends. Finish the run with train.py (its "
+                         "command again) rather than editing its run.json.")
     runs = [chain[-1][1] for chain in chains]
     paths = [run_dir / "model.keras" for run_dir in args.run_dirs]
     is_ensemble = len(paths) > 1
