@@ -16,7 +16,9 @@ fixed when Keras is imported, so:
   images in one call. Arguments, layer names and the model file are
   checked in the calling process first, so mistakes fail before that.
 
-Models saved under mixed precision are cloned to float32 first: tf-keras-vis
+An ensemble (`fer_keras.build_ensemble`) is explained by the mean of its
+members' maps, each for the class the ensemble chose: its logit is the mean
+of theirs. Models saved under mixed precision are cloned to float32 first: tf-keras-vis
 cannot compute maps in bfloat16, and float32 maps are the more accurate.
 """
 
@@ -58,12 +60,14 @@ def gradcam_maps(
 
     Args:
         model_or_path: a Keras model, or the path of a `.keras` file saved
-            under any backend.
+            under any backend. An ensemble's map is the mean of its members'
+            maps, each at its last conv block, for the class the ensemble chose.
         images: raw 0-255 grey images, (N, H, W, 1) or (N, H, W).
         class_indices: the class whose map to draw, one for all images or one
             per image; None draws the class the model predicts.
         layer_name: the layer whose feature map is weighted; None uses the
-            last conv block (`fer_keras.models.gradcam_layer_name`).
+            last conv block (`fer_keras.models.gradcam_layer_name`). An
+            ensemble takes None only.
         method: "gradcam" or "gradcam++".
         batch_size: images per gradient computation.
 
@@ -182,7 +186,7 @@ def gradcam_grid(
         for i, cam, guess in zip(chosen, result["maps"], explained)
     ]
     title = (f"{'Grad-CAM++' if method == 'gradcam++' else 'Grad-CAM'} of the predicted "
-             f"class{', errors only' if errors_only else ''}\nlayer {result['layer']}")
+             f"class{', errors only' if errors_only else ''}\n{_layer_label(result['layers'])}")
     return _draw_grid([len(pick) for pick in picks], int(per_class), faces, class_names,
                       title, Path(output_path))
 
@@ -316,25 +320,27 @@ def _compute(model_or_path, images, class_indices, layer_name, method, batch_siz
     model = model_or_path
     if not isinstance(model, keras.Model):
         model = load_model(model_or_path, num_classes=None)
-    if is_ensemble(model):
+    if is_ensemble(model) and layer_name is not None:
         raise ValueError(
-            f"Grad-CAM explains one model; {model.name!r} is an ensemble of "
-            f"{len(members(model))}, whose maps would mix different features. Compute "
-            "the maps of a member: `fer_keras.ensemble.members(model)[i]`."
+            f"{model.name!r} is an ensemble of {len(members(model))}: its map is the mean "
+            "of its members' maps, each at its own last conv block. To choose the "
+            "layer, compute the maps of a member: `fer_keras.ensemble.members(model)[i]`. "
+            f"Received: layer_name={layer_name!r}"
         )
-    layer = _resolve_layer(model, layer_name)
+    layers = ([gradcam_layer_name(member) for member in members(model)] if is_ensemble(model)
+              else [_resolve_layer(model, layer_name)])
     if class_indices is not None:
         class_indices = _check_class_indices(class_indices, len(images),
                                              int(model.outputs[0].shape[-1]))
     if runs_in_process():
-        return _tf_compute(model, images, class_indices, layer, method, int(batch_size))
+        return _tf_compute(model, images, class_indices, layers, method, int(batch_size))
     with tempfile.TemporaryDirectory(prefix="fer_keras_gradcam_") as tmp:
         if isinstance(model_or_path, keras.Model):
             model_path = Path(tmp) / "model.keras"
             model.save(model_path)
         else:
             model_path = Path(model_or_path).resolve()
-        return _tensorflow_subprocess(Path(tmp), model_path, images, class_indices, layer,
+        return _tensorflow_subprocess(Path(tmp), model_path, images, class_indices, layers,
                                       method, int(batch_size))
 
 
@@ -362,7 +368,7 @@ def _check_class_indices(class_indices, count: int, num_classes: int) -> np.ndar
     return class_indices.astype("int64")
 
 
-def _tensorflow_subprocess(tmp: Path, model_path: Path, images, class_indices, layer, method,
+def _tensorflow_subprocess(tmp: Path, model_path: Path, images, class_indices, layers, method,
                            batch_size) -> dict:
     """Runs `_tf_compute` on the `.keras` file in a process with KERAS_BACKEND=tensorflow."""
     request, response = tmp / "request.npz", tmp / "response.npz"
@@ -372,7 +378,7 @@ def _tensorflow_subprocess(tmp: Path, model_path: Path, images, class_indices, l
         images=images,
         class_indices=np.zeros(0, "int64") if class_indices is None else class_indices,
         has_class_indices=class_indices is not None,
-        layer=layer,
+        layers=np.array(layers),
         method=method,
         batch_size=batch_size,
     )
@@ -390,7 +396,7 @@ def _tensorflow_subprocess(tmp: Path, model_path: Path, images, class_indices, l
             f"(exit code {done.returncode}). Its output ends with:\n{done.stderr[-3000:]}"
         )
     with np.load(response) as result:
-        return {"maps": result["maps"], "logits": result["logits"], "layer": layer}
+        return {"maps": result["maps"], "logits": result["logits"], "layers": list(layers)}
 
 
 def _worker(request_path: str, response_path: str) -> None:
@@ -405,19 +411,21 @@ def _worker(request_path: str, response_path: str) -> None:
         load_model(str(args["model_path"]), num_classes=None),
         args["images"],
         args["class_indices"] if bool(args["has_class_indices"]) else None,
-        str(args["layer"]),
+        [str(layer) for layer in args["layers"]],
         str(args["method"]),
         int(args["batch_size"]),
     )
     np.savez(response_path, maps=result["maps"], logits=result["logits"])
 
 
-def _tf_compute(model, images, class_indices, layer, method, batch_size) -> dict:
-    """The maps by tf-keras-vis; needs the TensorFlow backend."""
+def _tf_compute(model, images, class_indices, layers, method, batch_size) -> dict:
+    """The maps by tf-keras-vis; needs the TensorFlow backend.
+
+    An ensemble's map is the mean of its members' maps (`layers` names one
+    layer of each), each for the class the ensemble chose: its logits are the
+    mean of theirs, so each member's share of the score is its own logit.
+    """
     import tensorflow as tf
-    from tf_keras_vis.gradcam import Gradcam, GradcamPlusPlus
-    from tf_keras_vis.utils.model_modifiers import ReplaceToLinear
-    from tf_keras_vis.utils.scores import CategoricalScore
 
     if tf.keras.Model is not keras.Model:
         raise RuntimeError(
@@ -425,13 +433,29 @@ def _tf_compute(model, images, class_indices, layer, method, batch_size) -> dict
             "here, not the Keras 3 of fer_keras. Unset TF_USE_LEGACY_KERAS. Received: "
             f"TF_USE_LEGACY_KERAS={os.environ.get('TF_USE_LEGACY_KERAS')!r}"
         )
-    model = _float32(model)
-    logits = np.concatenate([
+    parts = [_float32(part) for part in members(model) or [model]]
+    logits = np.mean([_logits(part, images, batch_size) for part in parts], axis=0)
+    if class_indices is None:
+        class_indices = logits.argmax(axis=-1)
+    maps = [_member_maps(part, images, class_indices, layer, method, batch_size)
+            for part, layer in zip(parts, layers)]
+    maps = maps[0] if len(maps) == 1 else _rescaled(np.mean(maps, axis=0))
+    return {"maps": maps, "logits": logits.astype("float32"), "layers": list(layers)}
+
+
+def _logits(model, images, batch_size) -> np.ndarray:
+    return np.concatenate([
         keras.ops.convert_to_numpy(model(images[i:i + batch_size], training=False))
         for i in range(0, len(images), batch_size)
     ]).astype("float32")
-    if class_indices is None:
-        class_indices = logits.argmax(axis=-1)
+
+
+def _member_maps(model, images, class_indices, layer, method, batch_size) -> np.ndarray:
+    """The maps of one (float32) model by tf-keras-vis, on the pixels it saw."""
+    from tf_keras_vis.gradcam import Gradcam, GradcamPlusPlus
+    from tf_keras_vis.utils.model_modifiers import ReplaceToLinear
+    from tf_keras_vis.utils.scores import CategoricalScore
+
     # Softmax saturates, so its gradients say little: weight the logits instead.
     ends_in_softmax = getattr(model.layers[-1], "activation", None) is keras.activations.softmax
     visualizer = (GradcamPlusPlus if method == "gradcam++" else Gradcam)(
@@ -451,7 +475,22 @@ def _tf_compute(model, images, class_indices, layer, method, batch_size) -> dict
     zoom = inference_zoom(model)
     if zoom is not None:
         maps = _into_centre(maps, zoom)
-    return {"maps": maps, "logits": logits, "layer": layer}
+    return maps
+
+
+def _rescaled(maps: np.ndarray) -> np.ndarray:
+    """Each map min-max scaled to [0, 1], as tf-keras-vis scales one model's;
+    a flat map becomes zeros."""
+    low = maps.min(axis=(1, 2), keepdims=True)
+    span = maps.max(axis=(1, 2), keepdims=True) - low
+    return np.where(span > 0, (maps - low) / np.where(span > 0, span, 1.0), 0.0).astype("float32")
+
+
+def _layer_label(layers: Sequence[str]) -> str:
+    """The layer(s) the maps weight, as a grid's title names them."""
+    if len(layers) == 1:
+        return f"layer {layers[0]}"
+    return f"the mean of the members' maps, layers {', '.join(layers)}"
 
 
 def _into_centre(maps: np.ndarray, zoom: float) -> np.ndarray:

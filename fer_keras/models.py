@@ -499,13 +499,22 @@ def copy_weights(source: keras.Model, target: keras.Model) -> None:
 
 
 def gradcam_layer_name(model: keras.Model) -> str:
-    """Name of the last conv block's output in a zoo model (Grad-CAM's default)."""
+    """Name of the last conv block's output in a zoo model, or in a model
+    made of one, as an ensemble's member (Grad-CAM's default)."""
     # Longest names first: "resnet18" also starts with "resnet", and has a
     # layer "resnet18_block3_out" too, one stage before its last.
-    for spec in sorted(MODEL_REGISTRY.values(), key=lambda s: len(s.name), reverse=True):
+    specs = sorted(MODEL_REGISTRY.values(), key=lambda s: len(s.name), reverse=True)
+    for spec in specs:
         candidate = f"{model.name}_{spec.gradcam_layer}"
         if model.name.startswith(spec.name) and _has_layer(model, candidate):
             return candidate
+    # A model renamed around zoo layers, as an ensemble's member: its layers
+    # keep the zoo model's names ("cbam_block3_cbam", or prefixed).
+    for spec in specs:
+        named = [layer.name for layer in model.layers
+                 if layer.name.endswith(f"_{spec.gradcam_layer}") and spec.name in layer.name]
+        if len(named) == 1:
+            return named[0]
     four_d = [layer.name for layer in model.layers if len(layer.output.shape) == 4]
     if not four_d:
         raise ValueError(

@@ -203,18 +203,22 @@ def test_evaluate_refuses_an_ensemble_of_other_validation_splits(pair, data_dir,
     assert not (tmp_path / "eval" / "metrics.json").exists()
 
 
-@pytest.mark.parametrize("extra, message", [
-    ([], "--ensemble averages two or more .keras models"),
-    (["--gradcam", "1"], "--gradcam explains one model"),
-])
-def test_evaluate_refuses_an_ensemble_it_cannot_score(pair, tmp_path, capsys, extra, message):
+def test_evaluate_refuses_an_ensemble_of_one_model(pair, tmp_path, capsys):
     pair[0].save(tmp_path / "a.keras")
-    models = [str(tmp_path / "a.keras")] * (2 if extra else 1)
     with pytest.raises(SystemExit) as exit_info:
-        evaluate.main(["--model-path", *models, "--ensemble", *extra,
+        evaluate.main(["--model-path", str(tmp_path / "a.keras"), "--ensemble",
                        "--data-dir", str(tmp_path / "absent")])
     assert exit_info.value.code == 2
-    assert message in capsys.readouterr().err
+    assert "--ensemble averages two or more .keras models" in capsys.readouterr().err
+
+
+def test_evaluate_draws_the_grad_cam_of_an_ensemble(pair, data_dir, tmp_path, capsys):
+    paths = _members_with_runs(pair, data_dir, tmp_path)
+    out = tmp_path / "eval"
+    evaluate.main(["--model-path", *map(str, paths), "--ensemble", "--gradcam", "1",
+                   "--data-dir", str(data_dir), "--output-dir", str(out)])
+    assert f"Grad-CAM grid: {out / 'gradcam.png'}" in capsys.readouterr().out
+    assert (out / "gradcam.png").stat().st_size > 0
 
 
 def test_members_of_one_architecture_keep_weights_of_their_own():

@@ -251,15 +251,60 @@ def test_a_grid_of_errors_needs_the_predictions_and_an_error(trained):
         gradcam.gradcam_grid(path, images, labels, predicted=labels[:3])
 
 
-def test_an_ensemble_is_refused_with_what_to_do_instead(trained):
+@pytest.fixture(scope="module")
+def seven_class(trained):
+    """The trained model with three more outputs that never win: ensembles
+    take models of the 7 emotions. Its maps are the trained model's."""
+    model = trained[0]
+    wide = fer_keras.build_model("baseline", num_classes=7)
+    for source, target in zip(model.layers, wide.layers):
+        weights = source.get_weights()
+        if weights and weights[0].shape != target.get_weights()[0].shape:
+            kernel, bias = weights
+            weights = [np.pad(kernel, ((0, 0), (0, 3))),
+                       np.pad(bias, (0, 3), constant_values=-100.0)]
+        target.set_weights(weights)
+    return wide
+
+
+def test_an_ensemble_of_one_model_twice_has_that_models_maps(seven_class, trained, default_maps,
+                                                             tmp_path):
     from fer_keras import ensemble
 
-    _, _, images, _, _ = trained
-    model = ensemble.build_ensemble([fer_keras.build_model("baseline"),
-                                     fer_keras.build_model("baseline")])
-    with pytest.raises(ValueError, match=r"'ensemble' is an ensemble of 2.*"
-                                         r"fer_keras\.ensemble\.members\(model\)\[i\]"):
-        gradcam.gradcam_maps(model, images[:2])
+    model, images = seven_class, trained[2]
+    # The second copy's layers are renamed apart: its Grad-CAM layer is found by its old name.
+    path = tmp_path / "twice.keras"
+    ensemble.build_ensemble([model, model]).save(path)
+    maps = gradcam.gradcam_maps(path, images)
+    np.testing.assert_allclose(maps, default_maps, atol=1e-4)
+
+
+@pytest.mark.only_backend("tensorflow", reason="the maps come from the same TensorFlow code "
+                          "under every backend; this checks how members' maps combine")
+def test_an_ensembles_map_is_the_mean_of_its_members_maps_for_the_class_it_chose(seven_class,
+                                                                                trained):
+    from fer_keras import ensemble, models
+
+    model, (_, _, images, _, corners) = seven_class, trained
+    zoomed = models.with_inference_zoom(model, 0.75)
+    pair = ensemble.build_ensemble([model, zoomed])
+    chosen = keras.ops.convert_to_numpy(pair(images)).argmax(axis=-1)
+    maps = gradcam.gradcam_maps(pair, images)
+    mean = (gradcam.gradcam_maps(model, images, chosen)
+            + gradcam.gradcam_maps(zoomed, images, chosen)) / 2
+    low, high = mean.min(axis=(1, 2), keepdims=True), mean.max(axis=(1, 2), keepdims=True)
+    np.testing.assert_allclose(maps, (mean - low) / (high - low), atol=1e-4)
+    assert np.mean([peak_on_square(cam, c) for cam, c in zip(maps, corners)]) >= 0.75
+
+
+def test_an_ensembles_layer_is_not_chosen_by_name(seven_class, trained):
+    from fer_keras import ensemble
+
+    model, images = seven_class, trained[2]
+    pair = ensemble.build_ensemble([model, model])
+    with pytest.raises(ValueError, match=r"'ensemble' is an ensemble of 2: its map is the mean.*"
+                                         r"members\(model\)\[i\].*layer_name='x'"):
+        gradcam.gradcam_maps(pair, images[:2], layer_name="x")
 
 
 @pytest.mark.only_backend("tensorflow", reason="the maps come from the same TensorFlow code "

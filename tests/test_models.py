@@ -177,6 +177,9 @@ def test_gradcam_looks_at_the_registered_layer(name):
     assert gradcam_layer_name(model) == f"{name}_{MODEL_REGISTRY[name].gradcam_layer}"
     renamed = fer_keras.build_model(name, model_name=f"{name}_tuned")
     assert gradcam_layer_name(renamed) == f"{name}_tuned_{MODEL_REGISTRY[name].gradcam_layer}"
+    # An ensemble's member: a model of another name around the zoo model's layers.
+    member = keras.Model(model.inputs, model.outputs, name="ensemble_member1")
+    assert gradcam_layer_name(member) == f"{name}_{MODEL_REGISTRY[name].gradcam_layer}"
 
 
 @pytest.mark.parametrize("name", ORIGINAL_MODELS)

@@ -116,9 +116,6 @@ def _load_models(paths: list[Path], args: argparse.Namespace,
                      f"--model-path {' '.join(map(str, paths))}")
     option = ("--gradcam" if args.gradcam else "--gradcam-errors" if args.gradcam_errors
               else None)
-    if args.ensemble and option:
-        parser.error(f"{option} explains one model, not an ensemble: evaluate a "
-                     f"member with {option}, or drop it.")
     if option and exports:
         parser.error(f"{option} needs the gradients of a .keras model; an export "
                      f"has none. Received: --model-path {' '.join(map(str, paths))}")
@@ -201,10 +198,12 @@ def _evaluate(model, path: Path | list[Path], out: Path, data_dir: Path,
         )
     print(f"\n{label}")
     print(evaluation.format_report(metrics))
+    # An ensemble exists only here, in memory; a model file is handed on as it is.
+    explained = model if isinstance(path, list) else path
     if args.gradcam:
         from fer_keras import gradcam
 
-        grid = gradcam.gradcam_grid(path, images, labels, per_class=args.gradcam,
+        grid = gradcam.gradcam_grid(explained, images, labels, per_class=args.gradcam,
                                     output_path=out / "gradcam.png", seed=0)
         print(f"Grad-CAM grid: {grid}")
     predicted = probabilities.argmax(axis=-1)
@@ -213,7 +212,7 @@ def _evaluate(model, path: Path | list[Path], out: Path, data_dir: Path,
     elif args.gradcam_errors:
         from fer_keras import gradcam
 
-        grid = gradcam.gradcam_grid(path, images, labels, per_class=args.gradcam_errors,
+        grid = gradcam.gradcam_grid(explained, images, labels, per_class=args.gradcam_errors,
                                     output_path=out / "gradcam_errors.png", seed=0,
                                     predicted=predicted, errors_only=True)
         print(f"Grad-CAM grid of errors: {grid}")
