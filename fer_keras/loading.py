@@ -16,8 +16,9 @@ PRETRAINED_DIR = Path(__file__).parent / "pretrained"
 
 # The shipped model that `load_pretrained()`, `predict.py`, `EmotionRecognizer`
 # and `evaluate.py`'s fallback use when no model is named: the most accurate
-# single model on the validation split (its card says by how much).
-DEFAULT_PRETRAINED = "cbam"
+# on the validation split (its card says by how much). An ensemble of two,
+# so each face costs two forward passes; "resnet18" is the best single model.
+DEFAULT_PRETRAINED = "cbam_resnet18"
 
 
 class ModelFileError(ValueError):

@@ -81,31 +81,59 @@ def test_unknown_pretrained_lists_what_ships():
         loading.pretrained_path("nope")
 
 
-# The pretrained model that ships in the package.
+# The pretrained models that ship in the package.
+
+SHIPPED = sorted(path.stem for path in loading.PRETRAINED_DIR.glob("*.keras"))
 
 
-def test_pretrained_cbam_ships_and_maps_raw_pixels_to_logits():
-    path = loading.pretrained_path("cbam")
-    assert path.stat().st_size < 12 * 2**20, "keep the shipped file small (float16 weights)"
-    model = fer_keras.load_pretrained("cbam")
+def _card(name):
+    import json
+
+    return json.loads(loading.pretrained_path(name).with_suffix(".json").read_text())
+
+
+def test_the_default_is_shipped_and_is_what_load_pretrained_gives_without_a_name():
+    assert loading.DEFAULT_PRETRAINED in SHIPPED and "cbam" in SHIPPED
+    assert loading.pretrained_path() == loading.pretrained_path(loading.DEFAULT_PRETRAINED)
+    assert loading.find_latest_model(Path("/nonexistent-runs")) == loading.pretrained_path()
+    assert fer_keras.load_pretrained().name == loading.DEFAULT_PRETRAINED
+
+
+def test_the_default_is_the_most_accurate_on_validation():
+    accuracy = {name: _card(name)["val"]["accuracy"] for name in SHIPPED}
+    assert max(accuracy, key=accuracy.get) == loading.DEFAULT_PRETRAINED, accuracy
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_pretrained_ships_and_maps_raw_pixels_to_logits(name):
+    path = loading.pretrained_path(name)
+    assert path.stat().st_size < 16 * 2**20, "keep the shipped file small (float16 weights)"
+    model = fer_keras.load_pretrained(name)
     assert tuple(model.inputs[0].shape) == (None, 48, 48, 1)
     assert {w.dtype for w in model.weights} == {"float32"}
     x = np.random.default_rng(0).integers(0, 256, (3, 48, 48, 1)).astype("float32")
     logits = np.asarray(model.predict(x, verbose=0))
     assert logits.shape == (3, len(fer_keras.CLASS_NAMES)) and np.isfinite(logits).all()
-    assert loading.find_latest_model(Path("/nonexistent-runs")) == path
 
 
-def test_pretrained_cbam_card_matches_the_file():
-    import json
+@pytest.mark.parametrize("name", SHIPPED)
+def test_pretrained_card_matches_the_file(name):
+    from fer_keras import ensemble
 
-    info = json.loads(loading.pretrained_path("cbam").with_suffix(".json").read_text())
-    card = loading.pretrained_path("cbam").with_suffix(".md").read_text()
-    assert info["run"]["model"] == "cbam"
-    assert info["file_bytes"] == loading.pretrained_path("cbam").stat().st_size
-    # The card's zoom is the file's: crop44 trained it on 44-pixel crops.
-    zoom = models.inference_zoom(fer_keras.load_pretrained("cbam"))
-    assert info["inference_zoom"] == zoom == pytest.approx(44 / 48)
+    info = _card(name)
+    card = loading.pretrained_path(name).with_suffix(".md").read_text()
+    model = fer_keras.load_pretrained(name)
+    if "members" in info:
+        architectures = [m["run"]["model"] for m in info["members"]]
+        assert architectures == name.split("_")
+        # Each member is the architecture its card names (Grad-CAM finds its layer).
+        layers = [models.gradcam_layer_name(m) for m in ensemble.members(model)]
+        assert [layer.split("_")[0] for layer in layers] == architectures
+    else:
+        assert info["run"]["model"] == name and not ensemble.is_ensemble(model)
+    assert info["file_bytes"] == loading.pretrained_path(name).stat().st_size
+    # The card's zoom is the file's: crop44 trained them on 44-pixel crops.
+    assert info["inference_zoom"] == models.inference_zoom(model) == pytest.approx(44 / 48)
     assert f"{info['test']['accuracy']:.2%}" in card
     assert f"{info['val']['accuracy']:.2%}" in card
 
@@ -113,12 +141,11 @@ def test_pretrained_cbam_card_matches_the_file():
 @pytest.mark.skipif(not os.environ.get("FER2013_DIR")
                     or not Path(os.environ["FER2013_DIR"]).is_dir(),
                     reason="needs the real FER2013 (set FER2013_DIR)")
-def test_pretrained_cbam_scores_what_its_card_says():
-    import json
-
+@pytest.mark.parametrize("name", SHIPPED)
+def test_pretrained_scores_what_its_card_says(name):
     from fer_keras import data
 
-    info = json.loads(loading.pretrained_path("cbam").with_suffix(".json").read_text())
+    info = _card(name)
     images, labels = data.load_split(data.locate_data(os.environ["FER2013_DIR"]), "test")
     if len(labels) != info["test"]["num_samples"]:
         pytest.skip(f"test split has {len(labels)} images, the card {info['test']['num_samples']}")
@@ -126,7 +153,7 @@ def test_pretrained_cbam_scores_what_its_card_says():
     assert (stored == labels).mean() == pytest.approx(info["test"]["accuracy"], abs=1e-9)
     # The file under this backend gives the card's predictions, on a sample.
     sample = np.random.default_rng(0).choice(len(labels), 600, replace=False)
-    logits = fer_keras.load_pretrained("cbam").predict(images[sample], verbose=0)
+    logits = fer_keras.load_pretrained(name).predict(images[sample], verbose=0)
     changed = int((np.argmax(logits, axis=-1) != stored[sample]).sum())
     # Another backend may round a near-tie the other way; a few images at most.
     assert changed <= 3, changed
