@@ -286,5 +286,6 @@ def test_default_pretrained_model_sees_the_astronaut_smile(astronaut):
 
 def test_without_a_pretrained_model_the_error_says_what_to_do(monkeypatch, tmp_path):
     monkeypatch.setattr(loading, "PRETRAINED_DIR", tmp_path)
-    with pytest.raises(loading.ModelFileError, match="No pretrained model named 'cbam'"):
+    with pytest.raises(loading.ModelFileError,
+                       match=f"No pretrained model named '{loading.DEFAULT_PRETRAINED}'"):
         faces.EmotionRecognizer()

@@ -169,9 +169,10 @@ def test_evaluate_without_runs_uses_the_pretrained_model(data_dir, tmp_path):
 
     result = run_script("evaluate.py", "--data-dir", str(data_dir),
                         "--runs-dir", str(tmp_path / "runs"))
-    metrics_path = tmp_path / "runs" / "pretrained_cbam" / "eval" / "metrics.json"
+    default = loading.DEFAULT_PRETRAINED
+    metrics_path = tmp_path / "runs" / f"pretrained_{default}" / "eval" / "metrics.json"
     metrics = json.loads(metrics_path.read_text())
-    assert metrics["model_path"] == str(loading.pretrained_path("cbam"))
+    assert metrics["model_path"] == str(loading.pretrained_path(default))
     assert metrics["num_samples"] == 7 * 6
     assert f"{metrics['accuracy']:.4f}" in result.stdout
     assert not (loading.PRETRAINED_DIR / "eval").exists()
